@@ -1,0 +1,97 @@
+"""CompiledArtifacts: what ``floe compile`` writes and every runtime part reads.
+
+It is the resolved, environment-specific form of floe.yaml plus the paths of the generated dbt
+files. It never holds a secret: credentials stay ``env_var()`` references in profiles.yml, and the
+names of those variables are listed here so tooling can check they are set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+__all__ = [
+    "ARTIFACTS_VERSION",
+    "ColumnClassification",
+    "CompiledArtifacts",
+    "ComputeArtifacts",
+    "GovernanceArtifacts",
+    "ObservabilityArtifacts",
+    "TransformArtifacts",
+    "load_artifacts",
+]
+
+ARTIFACTS_VERSION = 1
+DEFAULT_ARTIFACTS_PATH = ".floe/compiled_artifacts.json"
+ARTIFACTS_ENV = "FLOE_ARTIFACTS"
+
+
+class ComputeArtifacts(msgspec.Struct, frozen=True, kw_only=True):
+    target: str  # duckdb | postgres | snowflake | bigquery | redshift | databricks | spark
+    adapter_type: str  # the dbt adapter's `type:` in profiles.yml
+    # Non-secret connection properties after defaults and overrides (env_var() refs left as is).
+    properties: dict[str, object] = {}
+    # Environment variables the profile reads credentials from (names only, never values).
+    secret_env_vars: tuple[str, ...] = ()
+    connection_secret_ref: str | None = None
+
+
+class TransformArtifacts(msgspec.Struct, frozen=True, kw_only=True):
+    type: str  # "dbt"
+    path: str  # absolute path of the dbt project directory
+
+
+class GovernanceArtifacts(msgspec.Struct, frozen=True, kw_only=True):
+    classification_source: str = "dbt_meta"
+
+
+class ObservabilityArtifacts(msgspec.Struct, frozen=True, kw_only=True):
+    traces: bool = False
+    lineage: bool = False
+    otlp_endpoint: str | None = None
+    lineage_endpoint: str | None = None
+    attributes: dict[str, str] = {}
+
+
+class ColumnClassification(msgspec.Struct, frozen=True, kw_only=True):
+    unique_id: str  # the dbt node
+    column: str
+    classification: str
+
+
+class CompiledArtifacts(msgspec.Struct, frozen=True, kw_only=True):
+    version: int = ARTIFACTS_VERSION
+    name: str
+    project_version: str | None = None
+    environment: str
+    source_path: str  # absolute path of the floe.yaml it came from
+    source_hash: str  # sha256 of that file's bytes: recompile when it changes
+    compute: ComputeArtifacts
+    transforms: tuple[TransformArtifacts, ...]
+    governance: GovernanceArtifacts = GovernanceArtifacts()
+    observability: ObservabilityArtifacts = ObservabilityArtifacts()
+    dbt_project_path: str
+    dbt_profile_name: str
+    dbt_target_name: str
+    dbt_profiles_path: str  # directory holding the generated profiles.yml
+    dbt_manifest_path: str  # <project>/target/manifest.json (may not exist yet)
+    column_classifications: tuple[ColumnClassification, ...] = ()
+
+
+def load_artifacts(path: Path | str) -> CompiledArtifacts:
+    """Read compiled_artifacts.json; errors name the file and what to run."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path}: compiled artifacts not found. Run `floe compile` first "
+            f"(or point {ARTIFACTS_ENV} at the file)."
+        ) from None
+    try:
+        return msgspec.json.decode(data, type=CompiledArtifacts)
+    except msgspec.ValidationError as exc:
+        raise ValueError(
+            f"{path}: not valid compiled artifacts ({exc}). Re-run `floe compile`."
+        ) from exc

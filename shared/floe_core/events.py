@@ -1,0 +1,239 @@
+"""The event contract between the adapter (writer) and the sidecar (reader).
+
+One event is one JSON object on one line (NDJSON), on the sidecar's Unix socket or in a spool
+segment. Events are self-contained: the sidecar builds OpenLineage RunEvents and OTel spans from
+them alone, without the dbt manifest or the Dagster instance.
+
+Versioning: every event carries ``v`` (the schema version it was written with). Readers accept
+events with ``v <= SCHEMA_VERSION`` and ignore fields they do not know (an older reader of a newer
+minor addition keeps working); an event with ``v > SCHEMA_VERSION`` or an unknown ``type`` is
+rejected by :func:`decode_event` with :class:`UnsupportedEvent`, which the sidecar dead-letters.
+Adding an optional field is a compatible change; removing or retyping one bumps SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Column",
+    "Connection",
+    "DagsterRun",
+    "Event",
+    "EventError",
+    "InvocationFinished",
+    "InvocationStarted",
+    "Node",
+    "NodeFinished",
+    "NodeStarted",
+    "Relation",
+    "RunFinished",
+    "TestTarget",
+    "UnfinishedNode",
+    "UnsupportedEvent",
+    "decode_event",
+    "encode_event",
+]
+
+SCHEMA_VERSION = 1
+
+NodeStatus = Literal["success", "error", "skipped", "pass", "fail", "warn", "runtime error"]
+
+
+class Relation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A table or view in the warehouse, as dbt names it (``database.schema.identifier``)."""
+
+    database: str | None = None
+    schema: str | None = None
+    identifier: str
+
+
+class Column(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    name: str
+    data_type: str | None = None
+    description: str | None = None
+    # Governance classification from dbt meta (e.g. "pii"), when the project declares one.
+    classification: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+class TestTarget(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a dbt data test asserts on, so lineage can attach the result to the tested dataset."""
+
+    test_name: str  # e.g. "unique", "not_null", "relationships"
+    attached_unique_id: str | None = None
+    attached_relation: Relation | None = None
+    column_name: str | None = None
+
+
+class Node(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A dbt node as it executes: everything lineage and tracing need, taken from the manifest."""
+
+    unique_id: str
+    name: str
+    resource_type: str  # model | seed | snapshot | test | source | ...
+    package_name: str | None = None
+    materialized: str | None = None
+    relation: Relation | None = None
+    # Relations this node reads (refs and sources), and the unique_ids they come from.
+    upstream: tuple[Relation, ...] = ()
+    upstream_ids: tuple[str, ...] = ()
+    columns: tuple[Column, ...] = ()
+    description: str | None = None
+    owner: str | None = None
+    tags: tuple[str, ...] = ()
+    original_file_path: str | None = None
+    asset_key: tuple[str, ...] = ()
+    test: TestTarget | None = None
+
+
+class Connection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The warehouse a dbt invocation talks to: identifying fields only, never credentials."""
+
+    target: str  # floe compute target: duckdb | postgres | snowflake | bigquery | redshift | ...
+    adapter_type: str  # dbt adapter type, e.g. "duckdb", "postgres", "spark"
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    schema: str | None = None
+    account: str | None = None  # snowflake
+    project: str | None = None  # bigquery
+    path: str | None = None  # duckdb file
+
+
+class DagsterRun(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    run_id: str
+    job_name: str
+    started_at: datetime | None = None
+
+
+class _EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    v: int = SCHEMA_VERSION  # always written, so an old line is never read as a newer version
+    # Stable per logical event (derived from run, invocation, node and kind), so a re-sent or
+    # replayed event is recognisable downstream.
+    event_id: str
+    run_id: str  # Dagster run id; the trace id is derived from it
+    emitted_at: datetime
+
+
+class InvocationStarted(_EventBase, frozen=True, kw_only=True, tag="invocation_started"):
+    invocation_id: str  # dbt invocation id
+    run: DagsterRun
+    project_name: str
+    command: tuple[str, ...]
+    connection: Connection
+    environment: str
+    started_at: datetime
+    # observability.attributes from floe.yaml (tenant, team, ...): resource attributes of spans.
+    attributes: dict[str, str] = {}
+    dbt_version: str | None = None
+
+
+class NodeStarted(_EventBase, frozen=True, kw_only=True, tag="node_started"):
+    invocation_id: str
+    node: Node
+    started_at: datetime  # dbt's own timestamp (UTC)
+
+
+class NodeFinished(_EventBase, frozen=True, kw_only=True, tag="node_finished"):
+    invocation_id: str
+    node: Node
+    started_at: datetime | None  # dbt's own timestamps (UTC); None if dbt never started it
+    finished_at: datetime
+    status: str  # dbt's final node status: success, error, skipped, pass, fail, warn, ...
+    message: str | None = None  # dbt's result message
+    error: str | None = None  # dbt's error text on failure
+    rows_affected: int | None = None
+    failures: int | None = None  # failing rows of a test
+    compiled_sql: str | None = None
+    execution_time_s: float | None = None
+
+
+class UnfinishedNode(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    node: Node
+    started_at: datetime
+
+
+class InvocationFinished(_EventBase, frozen=True, kw_only=True, tag="invocation_finished"):
+    invocation_id: str
+    run: DagsterRun
+    started_at: datetime
+    finished_at: datetime
+    success: bool
+    error: str | None = None
+    # Nodes that started but never finished (dbt crashed or was killed): closed as aborted.
+    unfinished: tuple[UnfinishedNode, ...] = ()
+
+
+class RunFinished(_EventBase, frozen=True, kw_only=True, tag="run_finished"):
+    """The Dagster run ended: closes the run's root span and its lineage job run."""
+
+    run: DagsterRun
+    finished_at: datetime
+    success: bool
+    error: str | None = None
+
+
+Event = InvocationStarted | NodeStarted | NodeFinished | InvocationFinished | RunFinished
+
+
+class EventError(ValueError):
+    """A line that is not a valid event of a schema version this reader knows."""
+
+
+class UnsupportedEvent(EventError):
+    """A well-formed event from a newer writer (future version or unknown type)."""
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Event)
+_KNOWN_TYPES = frozenset(t.__struct_config__.tag for t in Event.__args__)  # type: ignore[attr-defined]
+
+
+class _Envelope(msgspec.Struct):
+    type: str | None = None
+    v: int | None = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+def encode_event(event: Event) -> bytes:
+    """One NDJSON line, newline included."""
+    return _encoder.encode(event) + b"\n"
+
+
+def decode_event(line: bytes | str) -> Event:
+    """Decode one line; raise :class:`EventError` (or :class:`UnsupportedEvent`) with the reason."""
+    try:
+        event = _decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        envelope = _peek(line)
+        if envelope is not None:
+            if envelope.v is not None and envelope.v > SCHEMA_VERSION:
+                raise UnsupportedEvent(
+                    f"event schema version {envelope.v} is newer than this reader's "
+                    f"{SCHEMA_VERSION}; upgrade floe"
+                ) from exc
+            if envelope.type is not None and envelope.type not in _KNOWN_TYPES:
+                raise UnsupportedEvent(f"unknown event type {envelope.type!r}") from exc
+        raise EventError(f"invalid event: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise EventError(f"undecodable line: {exc}") from exc
+    if event.v > SCHEMA_VERSION:
+        raise UnsupportedEvent(
+            f"event schema version {event.v} is newer than this reader's {SCHEMA_VERSION}; "
+            "upgrade floe"
+        )
+    return event
+
+
+def _peek(line: bytes | str) -> _Envelope | None:
+    try:
+        return _envelope_decoder.decode(line)
+    except msgspec.MsgspecError:
+        return None

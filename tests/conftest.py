@@ -1,0 +1,113 @@
+"""Shared fixtures: the example project, PostgreSQL, the third-party schemas.
+
+A test that needs something from outside the repo (a PostgreSQL server, the OpenLineage schemas)
+asks for it through :func:`need`: on a user's machine it skips and says what is missing; under
+``CI=true`` it fails, because CI's own scripts must provide everything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_DIR = REPO_ROOT / "examples" / "shop"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def need(available: bool, what: str) -> None:
+    """Skip (fail under CI=true) unless ``available``; ``what`` says what is missing and how to get it."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and this test cannot run: {what}")
+    pytest.skip(what)
+
+
+@pytest.fixture
+def example_dir(tmp_path: Path) -> Path:
+    """A private copy of examples/shop (floe.yaml + dbt project) that a test may change."""
+    target = tmp_path / "shop"
+    shutil.copytree(
+        EXAMPLE_DIR,
+        target,
+        ignore=shutil.ignore_patterns(".floe", "target", "logs", "*.duckdb*", "dbt_packages"),
+    )
+    return target
+
+
+@dataclass(frozen=True)
+class Postgres:
+    host: str
+    port: int
+    user: str
+    dbname: str
+    schema: str  # unique per test; dropped afterwards
+
+
+def _postgres_listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    host = os.environ.get("FLOE_TEST_PG_HOST", "127.0.0.1")
+    port = int(os.environ.get("FLOE_TEST_PG_PORT", "5432"))
+    need(
+        _postgres_listening(host, port),
+        f"a PostgreSQL server at {host}:{port} (trust auth, database `test`); "
+        "scripts/test.sh starts the local one",
+    )
+    import psycopg2  # installed with dbt-postgres
+
+    schema = f"floe_test_{uuid.uuid4().hex[:10]}"
+    params = {"host": host, "port": port, "user": os.environ.get("FLOE_TEST_PG_USER", "postgres")}
+    dbname = os.environ.get("FLOE_TEST_PG_DB", "test")
+    yield Postgres(host=host, port=port, user=params["user"], dbname=dbname, schema=schema)
+    conn = psycopg2.connect(dbname=dbname, **params)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            "select nspname from pg_namespace where nspname like %s", (f"{schema}%",)
+        )
+        for (name,) in cur.fetchall():
+            cur.execute(f'drop schema if exists "{name}" cascade')
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def openlineage_spec_dir() -> Path:
+    path = Path(
+        os.environ.get("FLOE_OPENLINEAGE_SPEC_DIR", REPO_ROOT.parent / "shared" / "openlineage-spec")
+    )
+    need(
+        (path / "OpenLineage.json").is_file(),
+        f"the official OpenLineage JSON Schemas (OpenLineage.json and the facet schemas) in {path}; "
+        "set FLOE_OPENLINEAGE_SPEC_DIR to their directory",
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def compose_spec() -> Path:
+    path = Path(
+        os.environ.get(
+            "FLOE_COMPOSE_SPEC", REPO_ROOT.parent / "shared" / "compose-spec" / "compose-spec.json"
+        )
+    )
+    need(
+        path.is_file(),
+        f"the Compose Specification JSON Schema at {path}; set FLOE_COMPOSE_SPEC to the file",
+    )
+    return path
