@@ -14,8 +14,6 @@ Adding an optional field is a compatible change; removing or retyping one bumps 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
-
 import msgspec
 
 __all__ = [
@@ -26,6 +24,7 @@ __all__ = [
     "Event",
     "EventError",
     "InvocationFinished",
+    "Invocation",
     "InvocationStarted",
     "Node",
     "NodeFinished",
@@ -40,9 +39,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-
-NodeStatus = Literal["success", "error", "skipped", "pass", "fail", "warn", "runtime error"]
-
 
 class Relation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A table or view in the warehouse, as dbt names it (``database.schema.identifier``)."""
@@ -111,36 +107,45 @@ class DagsterRun(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     started_at: datetime | None = None
 
 
-class _EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
-    v: int = SCHEMA_VERSION  # always written, so an old line is never read as a newer version
-    # Stable per logical event (derived from run, invocation, node and kind), so a re-sent or
-    # replayed event is recognisable downstream.
-    event_id: str
-    run_id: str  # Dagster run id; the trace id is derived from it
-    emitted_at: datetime
+class Invocation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One dbt invocation inside a Dagster run; repeated in every event of that invocation.
 
+    Carrying it in each event keeps events self-contained: any single line, replayed alone, still
+    translates into a complete lineage event or span.
+    """
 
-class InvocationStarted(_EventBase, frozen=True, kw_only=True, tag="invocation_started"):
-    invocation_id: str  # dbt invocation id
+    invocation_id: str  # dbt's invocation id
     run: DagsterRun
     project_name: str
-    command: tuple[str, ...]
-    connection: Connection
     environment: str
-    started_at: datetime
+    connection: Connection
+    command: tuple[str, ...] = ()
     # observability.attributes from floe.yaml (tenant, team, ...): resource attributes of spans.
     attributes: dict[str, str] = {}
     dbt_version: str | None = None
 
 
+class _EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    v: int = SCHEMA_VERSION  # always written, so an old line is never read as a newer version
+    # Stable per logical event (derived from run, invocation, node and kind), so a re-sent or
+    # replayed event is recognisable downstream.
+    event_id: str
+    emitted_at: datetime  # the adapter's clock when it wrote the event
+
+
+class InvocationStarted(_EventBase, frozen=True, kw_only=True, tag="invocation_started"):
+    invocation: Invocation
+    started_at: datetime
+
+
 class NodeStarted(_EventBase, frozen=True, kw_only=True, tag="node_started"):
-    invocation_id: str
+    invocation: Invocation
     node: Node
     started_at: datetime  # dbt's own timestamp (UTC)
 
 
 class NodeFinished(_EventBase, frozen=True, kw_only=True, tag="node_finished"):
-    invocation_id: str
+    invocation: Invocation
     node: Node
     started_at: datetime | None  # dbt's own timestamps (UTC); None if dbt never started it
     finished_at: datetime
@@ -159,8 +164,7 @@ class UnfinishedNode(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
 
 
 class InvocationFinished(_EventBase, frozen=True, kw_only=True, tag="invocation_finished"):
-    invocation_id: str
-    run: DagsterRun
+    invocation: Invocation
     started_at: datetime
     finished_at: datetime
     success: bool
@@ -170,7 +174,11 @@ class InvocationFinished(_EventBase, frozen=True, kw_only=True, tag="invocation_
 
 
 class RunFinished(_EventBase, frozen=True, kw_only=True, tag="run_finished"):
-    """The Dagster run ended: closes the run's root span and its lineage job run."""
+    """The Dagster run's dbt work ended: closes the run's root span and its lineage job run.
+
+    Written by the adapter at the end of the step that ran dbt, with the run's start time from
+    the Dagster instance.
+    """
 
     run: DagsterRun
     finished_at: datetime
