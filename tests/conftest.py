@@ -23,7 +23,8 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def need(available: bool, what: str) -> None:
-    """Skip (fail under CI=true) unless ``available``; ``what`` says what is missing and how to get it."""
+    """Skip (fail under CI=true) unless ``available``; ``what`` says what is missing, and how to
+    get it."""
     if available:
         return
     if IN_CI:
@@ -78,9 +79,7 @@ def postgres() -> Iterator[Postgres]:
     conn = psycopg2.connect(dbname=dbname, **params)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(
-            "select nspname from pg_namespace where nspname like %s", (f"{schema}%",)
-        )
+        cur.execute("select nspname from pg_namespace where nspname like %s", (f"{schema}%",))
         for (name,) in cur.fetchall():
             cur.execute(f'drop schema if exists "{name}" cascade')
     conn.close()
@@ -89,11 +88,13 @@ def postgres() -> Iterator[Postgres]:
 @pytest.fixture(scope="session")
 def openlineage_spec_dir() -> Path:
     path = Path(
-        os.environ.get("FLOE_OPENLINEAGE_SPEC_DIR", REPO_ROOT.parent / "shared" / "openlineage-spec")
+        os.environ.get(
+            "FLOE_OPENLINEAGE_SPEC_DIR", REPO_ROOT.parent / "shared" / "openlineage-spec"
+        )
     )
     need(
         (path / "OpenLineage.json").is_file(),
-        f"the official OpenLineage JSON Schemas (OpenLineage.json and the facet schemas) in {path}; "
+        f"the official OpenLineage JSON Schemas (OpenLineage.json and its facets) in {path}; "
         "set FLOE_OPENLINEAGE_SPEC_DIR to their directory",
     )
     return path

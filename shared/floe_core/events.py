@@ -14,6 +14,7 @@ Adding an optional field is a compatible change; removing or retyping one bumps 
 from __future__ import annotations
 
 from datetime import datetime
+
 import msgspec
 
 __all__ = [
@@ -23,8 +24,8 @@ __all__ = [
     "DagsterRun",
     "Event",
     "EventError",
-    "InvocationFinished",
     "Invocation",
+    "InvocationFinished",
     "InvocationStarted",
     "Node",
     "NodeFinished",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+
 
 class Relation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A table or view in the warehouse, as dbt names it (``database.schema.identifier``)."""
