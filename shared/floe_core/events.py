@@ -201,7 +201,7 @@ class UnsupportedEvent(EventError):
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Event)
-_KNOWN_TYPES = frozenset(t.__struct_config__.tag for t in Event.__args__)  # type: ignore[attr-defined]
+_KNOWN_TYPES = frozenset(t.__struct_config__.tag for t in Event.__args__)
 
 
 class _Envelope(msgspec.Struct):
