@@ -1,0 +1,163 @@
+"""The event contract: round trips, versioning rules, and the ids both processes derive."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from floe_core import ids
+from floe_core.events import (
+    SCHEMA_VERSION,
+    Column,
+    Connection,
+    DagsterRun,
+    EventError,
+    Invocation,
+    InvocationFinished,
+    Node,
+    NodeFinished,
+    Relation,
+    UnfinishedNode,
+    UnsupportedEvent,
+    decode_event,
+    encode_event,
+)
+
+RUN_ID = "0f7b3c0e-5d1c-4c4e-9a53-3f1d2f6b8a11"
+T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+
+
+def _invocation() -> Invocation:
+    return Invocation(
+        invocation_id="inv-1",
+        run=DagsterRun(run_id=RUN_ID, job_name="__ASSET_JOB", started_at=T0),
+        project_name="shop",
+        environment="dev",
+        connection=Connection(target="duckdb", adapter_type="duckdb", path="/data/shop.duckdb"),
+        attributes={"tenant": "example"},
+    )
+
+
+def _node() -> Node:
+    return Node(
+        unique_id="model.shop.orders",
+        name="orders",
+        resource_type="model",
+        materialized="table",
+        relation=Relation(database="shop", schema="main", identifier="orders"),
+        upstream=(Relation(database="shop", schema="main", identifier="stg_orders"),),
+        upstream_ids=("model.shop.stg_orders",),
+        columns=(Column(name="email", data_type="varchar", classification="pii"),),
+        owner="finance@example.com",
+        tags=("marts",),
+    )
+
+
+def _finished(**changes: object) -> NodeFinished:
+    fields: dict[str, object] = {
+        "event_id": ids.event_id("node_finished", RUN_ID, "inv-1", "model.shop.orders"),
+        "emitted_at": T0,
+        "invocation": _invocation(),
+        "node": _node(),
+        "started_at": T0,
+        "finished_at": T0,
+        "status": "success",
+        "rows_affected": 6,
+    }
+    fields.update(changes)
+    return NodeFinished(**fields)  # type: ignore[arg-type]
+
+
+def test_round_trip_keeps_every_field_and_microseconds() -> None:
+    event = _finished()
+    line = encode_event(event)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert decode_event(line) == event
+    assert json.loads(line)["started_at"] == "2026-01-02T03:04:05.123456Z"
+
+
+def test_version_is_always_written() -> None:
+    assert json.loads(encode_event(_finished()))["v"] == SCHEMA_VERSION
+
+
+def test_unknown_fields_from_a_newer_minor_writer_are_ignored() -> None:
+    data = json.loads(encode_event(_finished()))
+    data["added_later"] = {"anything": 1}
+    data["node"]["added_later_too"] = True
+    assert decode_event(json.dumps(data)) == _finished()
+
+
+def test_future_version_is_unsupported() -> None:
+    data = json.loads(encode_event(_finished()))
+    data["v"] = SCHEMA_VERSION + 1
+    with pytest.raises(UnsupportedEvent, match="newer"):
+        decode_event(json.dumps(data))
+
+
+def test_unknown_type_is_unsupported() -> None:
+    with pytest.raises(UnsupportedEvent, match="unknown event type 'node_exploded'"):
+        decode_event(b'{"type": "node_exploded", "v": 1}')
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"{not json", "undecodable"),
+        (b"", "undecodable"),
+        (b'{"type": "node_finished", "v": 1}', "missing required field"),
+        (b"[1, 2]", "invalid event"),
+    ],
+)
+def test_bad_lines_say_why(line: bytes, reason: str) -> None:
+    with pytest.raises(EventError, match=reason):
+        decode_event(line)
+
+
+def test_invocation_finished_lists_unfinished_nodes() -> None:
+    event = InvocationFinished(
+        event_id="e",
+        emitted_at=T0,
+        invocation=_invocation(),
+        started_at=T0,
+        finished_at=T0,
+        success=False,
+        error="killed",
+        unfinished=(UnfinishedNode(node=_node(), started_at=T0),),
+    )
+    decoded = decode_event(encode_event(event))
+    assert isinstance(decoded, InvocationFinished)
+    assert decoded.unfinished[0].node.unique_id == "model.shop.orders"
+
+
+def test_trace_id_is_the_dagster_run_id() -> None:
+    assert ids.trace_id_hex(RUN_ID) == uuid.UUID(RUN_ID).hex
+
+
+def test_ids_are_deterministic_and_distinct() -> None:
+    a = ids.node_span_id(RUN_ID, "inv-1", "model.shop.orders")
+    assert a == ids.node_span_id(RUN_ID, "inv-1", "model.shop.orders")
+    others = {
+        ids.run_span_id(RUN_ID),
+        ids.invocation_span_id(RUN_ID, "inv-1"),
+        ids.node_span_id(RUN_ID, "inv-1", "model.shop.customers"),
+        ids.node_span_id(RUN_ID, "inv-2", "model.shop.orders"),
+    }
+    assert a not in others and len(others) == 4
+    assert 0 < a < 2**64
+    assert len(ids.span_id_hex(a)) == 16
+
+
+def test_non_uuid_run_id_still_gives_a_valid_trace_id() -> None:
+    value = ids.trace_id("my-custom-run")
+    assert 0 < value < 2**128
+    assert value == ids.trace_id("my-custom-run")
+
+
+def test_event_ids_are_stable_uuids() -> None:
+    first = ids.event_id("node_started", RUN_ID, "inv-1", "model.shop.orders")
+    assert first == ids.event_id("node_started", RUN_ID, "inv-1", "model.shop.orders")
+    assert first != ids.event_id("node_finished", RUN_ID, "inv-1", "model.shop.orders")
+    uuid.UUID(first)

@@ -1,0 +1,86 @@
+"""The spool writer: owner-only, whole lines, one segment per writer, sealed when closed."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from floe_core.spool import SpoolWriter, ensure_spool_dir, is_sealed, list_segments
+
+
+def test_directory_and_segments_are_owner_only(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    with SpoolWriter(spool) as writer:
+        writer.append(b'{"a": 1}\n')
+        segment = writer.segment
+    assert segment is not None
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o700
+    assert stat.S_IMODE(segment.stat().st_mode) == 0o600
+
+
+def test_a_group_readable_spool_dir_is_tightened(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o755)
+    spool.chmod(0o755)
+    ensure_spool_dir(spool)
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o700
+
+
+def test_open_segment_is_not_sealed_until_closed(tmp_path: Path) -> None:
+    writer = SpoolWriter(tmp_path)
+    writer.append(b"x\n")
+    assert writer.segment is not None
+    assert not is_sealed(writer.segment)
+    writer.close()
+    assert is_sealed(writer.segment)
+
+
+def test_a_dead_writer_leaves_a_sealed_segment(tmp_path: Path) -> None:
+    code = (
+        "import os, sys; from floe_core.spool import SpoolWriter; "
+        "w = SpoolWriter(sys.argv[1]); w.append(b'line\\n'); os._exit(9)"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False)
+    assert result.returncode == 9
+    (segment,) = list_segments(tmp_path)
+    assert segment.read_bytes() == b"line\n"
+    assert is_sealed(segment)
+
+
+def test_writers_get_their_own_segments_in_creation_order(tmp_path: Path) -> None:
+    names = []
+    for i in range(3):
+        with SpoolWriter(tmp_path, prefix="adapter") as writer:
+            writer.append(f"{i}\n".encode())
+            assert writer.segment is not None
+            names.append(writer.segment.name)
+    assert [p.name for p in list_segments(tmp_path)] == names
+    assert [p.read_bytes() for p in list_segments(tmp_path)] == [b"0\n", b"1\n", b"2\n"]
+
+
+def test_rotation_starts_a_new_segment(tmp_path: Path) -> None:
+    with SpoolWriter(tmp_path, max_segment_bytes=10) as writer:
+        for _ in range(5):
+            writer.append(b"0123456789\n")
+    segments = list_segments(tmp_path)
+    assert len(segments) == 5
+    assert all(p.read_bytes() == b"0123456789\n" for p in segments)
+
+
+def test_hidden_files_are_not_segments(tmp_path: Path) -> None:
+    (tmp_path / ".being-created.ndjson").write_bytes(b"x\n")
+    (tmp_path / "notes.txt").write_bytes(b"x\n")
+    assert list_segments(tmp_path) == []
+    assert list_segments(tmp_path / "missing") == []
+
+
+def test_append_raises_when_the_disk_refuses(tmp_path: Path) -> None:
+    # A spool path below a regular file cannot be created, for root too.
+    (tmp_path / "file").write_bytes(b"")
+    writer = SpoolWriter(tmp_path / "file" / "spool")
+    with pytest.raises(OSError):
+        writer.append(b"x\n")
