@@ -186,6 +186,11 @@ class RunFinished(_EventBase, frozen=True, kw_only=True, tag="run_finished"):
     finished_at: datetime
     success: bool
     error: str | None = None
+    # The run's environment and observability.attributes (tenant, ...), as its invocations carry
+    # them: the root span gets the same resource attributes as its children. Optional (added
+    # within schema version 1); readers fall back to their own compiled artifacts.
+    environment: str | None = None
+    attributes: dict[str, str] = {}
 
 
 Event = InvocationStarted | NodeStarted | NodeFinished | InvocationFinished | RunFinished
