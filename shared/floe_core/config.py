@@ -1,0 +1,556 @@
+"""floe.yaml: the one file a data engineer writes.
+
+:func:`load_config` reads it with ``yaml.safe_load``, validates it against :class:`FloeSpec`
+(unknown fields are errors, not silently dropped), applies one environment's overrides and
+returns a :class:`FloeConfig`. Every problem raises :class:`FloeConfigError`, whose message
+names the file (and line when known), the field path, what was expected, what was found and how
+to fix it.
+
+Environments: ``environments: {NAME: {...}}`` holds partial overrides that deep-merge into the
+base document (mappings merge key by key; lists and scalars replace). One exception: an
+environment that switches ``compute.target`` replaces the whole ``compute`` block, because
+properties of one warehouse mean nothing to another. ``default_environment`` (default ``dev``)
+is used when no environment is asked for; it needs no entry of its own.
+
+Relative paths (``transforms[].path``) resolve against the directory of floe.yaml.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+import msgspec
+import yaml
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "DEFAULT_ENVIRONMENT",
+    "SUPPORTED_TARGETS",
+    "ComputeConfig",
+    "EnvironmentOverride",
+    "FloeConfig",
+    "FloeConfigError",
+    "FloeSpec",
+    "GovernanceConfig",
+    "ObservabilityConfig",
+    "TransformConfig",
+    "config_schema",
+    "config_schema_json",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_CONFIG_FILE = "floe.yaml"
+DEFAULT_ENVIRONMENT = "dev"
+
+Target = Literal["duckdb", "postgres", "snowflake", "bigquery", "redshift", "databricks", "spark"]
+SUPPORTED_TARGETS: tuple[str, ...] = get_args(Target)
+
+T = TypeVar("T")
+
+ClassificationSource = Literal["dbt_meta", "none"]
+Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
+EnvName = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")]
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    pass
+
+
+class ComputeConfig(_Section, frozen=True, kw_only=True):
+    """The warehouse dbt runs against."""
+
+    target: Annotated[
+        Target, msgspec.Meta(description="Compute target: " + ", ".join(SUPPORTED_TARGETS))
+    ]
+    # Any dbt profile key of the target's adapter; overrides floe's defaults, unknown keys pass
+    # through to dbt. Credentials only as "{{ env_var('NAME') }}" references.
+    properties: dict[str, Any] = {}
+    # Names the secret set this connection reads: env vars are FLOE_<REF>_<ENV>_<SECRET>.
+    connection_secret_ref: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+
+
+class TransformConfig(_Section, frozen=True, kw_only=True):
+    type: Literal["dbt"]
+    path: Annotated[str, msgspec.Meta(min_length=1)]  # the dbt project dir, relative to floe.yaml
+
+
+class GovernanceConfig(_Section, frozen=True, kw_only=True):
+    # dbt_meta: column classifications come from the column's `meta: {classification: ...}`.
+    classification_source: ClassificationSource = "dbt_meta"
+
+
+class ObservabilityConfig(_Section, frozen=True, kw_only=True):
+    traces: bool = False
+    lineage: bool = False
+    otlp_endpoint: str | None = None
+    lineage_endpoint: str | None = None
+    # Added to every span and lineage run (tenant, team, ...).
+    attributes: dict[str, str] = {}
+
+
+class ComputeOverride(_Section, frozen=True, kw_only=True):
+    target: Target | msgspec.UnsetType = msgspec.UNSET
+    properties: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    connection_secret_ref: (
+        Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class GovernanceOverride(_Section, frozen=True, kw_only=True):
+    classification_source: ClassificationSource | msgspec.UnsetType = msgspec.UNSET
+
+
+class ObservabilityOverride(_Section, frozen=True, kw_only=True):
+    traces: bool | msgspec.UnsetType = msgspec.UNSET
+    lineage: bool | msgspec.UnsetType = msgspec.UNSET
+    otlp_endpoint: str | msgspec.UnsetType | None = msgspec.UNSET
+    lineage_endpoint: str | msgspec.UnsetType | None = msgspec.UNSET
+    attributes: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+
+
+class EnvironmentOverride(_Section, frozen=True, kw_only=True):
+    """Partial floe.yaml for one environment; deep-merged into the base document."""
+
+    compute: ComputeOverride | msgspec.UnsetType = msgspec.UNSET
+    transforms: Annotated[list[TransformConfig], msgspec.Meta(min_length=1)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    governance: GovernanceOverride | msgspec.UnsetType = msgspec.UNSET
+    observability: ObservabilityOverride | msgspec.UnsetType = msgspec.UNSET
+
+
+class FloeSpec(_Section, frozen=True, kw_only=True):
+    """The floe.yaml document."""
+
+    name: Name
+    version: str | None = None
+    compute: ComputeConfig
+    transforms: Annotated[list[TransformConfig], msgspec.Meta(min_length=1)]
+    governance: GovernanceConfig = GovernanceConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
+    default_environment: EnvName = DEFAULT_ENVIRONMENT
+    environments: dict[EnvName, EnvironmentOverride] = {}
+
+
+@dataclass(frozen=True)
+class FloeConfig:
+    """floe.yaml resolved for one environment (overrides applied, paths absolute)."""
+
+    spec: FloeSpec  # the merged document; ``spec.environments`` is kept for reference
+    environment: str
+    path: Path  # absolute path of floe.yaml
+    source: bytes  # its bytes, for the source hash
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from floe.yaml: relative ones are relative to floe.yaml's directory."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    def transform_paths(self) -> list[Path]:
+        return [self.resolve_path(t.path) for t in self.spec.transforms]
+
+
+class FloeConfigError(ValueError):
+    """A floe.yaml problem, with everything needed to fix it in the message."""
+
+    def __init__(
+        self,
+        file: Path | str,
+        field: str,
+        problem: str,
+        *,
+        expected: str | None = None,
+        found: str | None = None,
+        fix: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.file = str(file)
+        self.field = field
+        self.problem = problem
+        self.expected = expected
+        self.found = found
+        self.fix = fix
+        self.line = line
+        where = self.file if line is None else f"{self.file}:{line}"
+        parts = [f"{where}: {field or '(document)'}: {problem}"]
+        if expected is not None:
+            parts.append(f"  expected: {expected}")
+        if found is not None:
+            parts.append(f"  found:    {found}")
+        if fix is not None:
+            parts.append(f"  fix:      {fix}")
+        super().__init__("\n".join(parts))
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG_FILE, env: str | None = None) -> FloeConfig:
+    """Read, validate and resolve floe.yaml for ``env`` (default: its default_environment)."""
+    path = Path(path).expanduser().resolve()
+    if path.is_dir():
+        path = path / DEFAULT_CONFIG_FILE
+    try:
+        source = path.read_bytes()
+    except FileNotFoundError:
+        raise FloeConfigError(
+            path,
+            "",
+            "file not found",
+            fix="run from the directory holding floe.yaml, or pass its path",
+        ) from None
+    except OSError as exc:
+        raise FloeConfigError(path, "", f"cannot read the file ({exc.strerror})") from None
+    return parse_config(source, path, env)
+
+
+def parse_config(source: bytes | str, path: Path | str, env: str | None = None) -> FloeConfig:
+    """Validate floe.yaml ``source`` (as read from ``path``) and resolve it for ``env``."""
+    raw_bytes = source.encode() if isinstance(source, str) else source
+    path = Path(path)
+    text = _decode_text(raw_bytes, path)
+    data = _safe_load(text, path)
+    spec = _convert(data, FloeSpec, path, text, prefix="")
+
+    environment = env or spec.default_environment
+    overrides = data.get("environments") or {}
+    if environment not in overrides and environment != spec.default_environment:
+        known = sorted({spec.default_environment, *overrides})
+        raise FloeConfigError(
+            path,
+            "environments",
+            f"environment {environment!r} is not defined",
+            expected="one of " + ", ".join(known),
+            found=repr(environment),
+            fix=_did_you_mean(environment, known)
+            or f"add `environments: {{{environment}: {{...}}}}` to floe.yaml",
+        )
+    if environment in overrides:
+        merged = _merge_environment(data, overrides[environment])
+        _convert(merged, FloeSpec, path, text, prefix="", env_name=environment)
+        spec = msgspec.convert(merged, FloeSpec)
+    return FloeConfig(spec=spec, environment=environment, path=path, source=raw_bytes)
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of floe.yaml, for editors (``floe schema``)."""
+    schema: dict[str, Any] = msgspec.json.schema(FloeSpec)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "floe.yaml",
+        **schema,
+    }
+
+
+def config_schema_json() -> str:
+    """:func:`config_schema` as stable, pretty JSON text (what schemas/floe.schema.json holds)."""
+    return msgspec.json.format(msgspec.json.encode(config_schema()), indent=2).decode() + "\n"
+
+
+# --- internals -------------------------------------------------------------------------------
+
+
+def _decode_text(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FloeConfigError(
+            path, "", f"not UTF-8 text (byte {exc.start})", fix="save floe.yaml as UTF-8"
+        ) from None
+
+
+def _safe_load(text: str, path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise FloeConfigError(
+            path,
+            "",
+            f"invalid YAML: {problem}",
+            line=line,
+            fix="check indentation and quoting near that line",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise FloeConfigError(path, "", f"invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise FloeConfigError(
+            path,
+            "",
+            "the document must be a mapping",
+            expected="keys such as name, compute, transforms",
+            found=_type_name(data),
+            fix="start from the example in examples/shop/floe.yaml",
+        )
+    return data
+
+
+def _merge_environment(base: dict[str, Any], override: Any) -> dict[str, Any]:
+    merged = {k: v for k, v in base.items()}
+    if not isinstance(override, dict):
+        return merged
+    base_compute = base.get("compute")
+    over_compute = override.get("compute")
+    if (
+        isinstance(base_compute, dict)
+        and isinstance(over_compute, dict)
+        and "target" in over_compute
+        and over_compute["target"] != base_compute.get("target")
+    ):
+        override = {**override}
+        merged["compute"] = over_compute
+        del override["compute"]
+    return _deep_merge(merged, override)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+_MSGSPEC_ERROR = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def _convert(
+    data: Any, kind: type[T], path: Path, text: str, *, prefix: str, env_name: str | None = None
+) -> T:
+    """msgspec.convert with errors rewritten into FloeConfigErrors."""
+    if env_name is None:
+        # Validate each environment's override first, so its errors carry its own path.
+        envs = data.get("environments") if isinstance(data, dict) else None
+        if isinstance(envs, dict):
+            for name, override in envs.items():
+                _convert_one(override, EnvironmentOverride, path, text, f"environments.{name}")
+    return _convert_one(data, kind, path, text, prefix)
+
+
+def _convert_one(data: Any, kind: type[T], path: Path, text: str, prefix: str) -> T:
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        raise _explain(str(exc), data, kind, path, text, prefix) from None
+
+
+def _explain(
+    message: str, data: Any, kind: type, path: Path, text: str, prefix: str
+) -> FloeConfigError:
+    match = _MSGSPEC_ERROR.match(message)
+    assert match is not None
+    msg = match.group("msg")
+    rel = _dotted(match.group("path") or "")
+    field = _join(prefix, rel)
+
+    unknown = re.match(r"Object contains unknown field `(.+)`", msg)
+    if unknown:
+        name = unknown.group(1)
+        allowed = _fields_at(kind, rel)
+        full = _join(field, name)
+        suggestion = _did_you_mean(name, allowed)
+        return FloeConfigError(
+            path,
+            full,
+            "unknown field",
+            expected="one of " + ", ".join(allowed) if allowed else None,
+            found=repr(name),
+            fix=suggestion or f"remove `{name}`",
+            line=_line_of(text, full),
+        )
+    missing = re.match(r"Object missing required field `(.+)`", msg)
+    if missing:
+        name = missing.group(1)
+        full = _join(field, name)
+        where = f"under `{field}`" if field else "at the top level"
+        return FloeConfigError(
+            path,
+            full,
+            "required field is missing",
+            expected=_EXAMPLES.get(name),
+            fix=f"add `{name}:` {where}",
+            line=_line_of(text, field) if field else None,
+        )
+    found_value = _value_at(data, rel)
+    line = _line_of(text, field)
+    if field.endswith("compute.target"):
+        return FloeConfigError(
+            path,
+            field,
+            "unsupported compute target",
+            expected="one of " + ", ".join(SUPPORTED_TARGETS),
+            found=repr(found_value),
+            fix=_did_you_mean(str(found_value), list(SUPPORTED_TARGETS))
+            or "pick one of the 7 supported targets",
+            line=line,
+        )
+    enum = re.match(r"Invalid enum value (.+)", msg)
+    if enum:
+        choices = _enum_choices(kind, rel)
+        return FloeConfigError(
+            path,
+            field,
+            "value not allowed",
+            expected="one of " + ", ".join(choices) if choices else None,
+            found=enum.group(1),
+            fix=_did_you_mean(str(found_value), choices) or "use one of the allowed values",
+            line=line,
+        )
+    typed = re.match(r"Expected `(.+?)`(?:, got `(.+)`)?(.*)$", msg)
+    if typed:
+        expected = typed.group(1) + (typed.group(3) or "")
+        expected = expected.replace("array", "list").replace("object", "mapping")
+        fix = f"make `{field}` a {expected}"
+        if rel.split(".")[-1] in _EXAMPLES and not typed.group(2):
+            fix = f"for example {_EXAMPLES[rel.split('.')[-1]]}"
+        if expected.startswith("str") and isinstance(found_value, int | float):
+            fix = f'quote it: {field.rsplit(".", 1)[-1]}: "{found_value}"'
+        return FloeConfigError(
+            path,
+            field,
+            "wrong type" if typed.group(2) else "invalid value",
+            expected=expected,
+            found=f"{_type_name(found_value)} {found_value!r}",
+            fix=fix,
+            line=line,
+        )
+    return FloeConfigError(
+        path,
+        field,
+        msg,
+        found=repr(found_value),
+        fix="see schemas/floe.schema.json (`floe schema`) for what this field accepts",
+        line=line,
+    )
+
+
+_EXAMPLES = {
+    "transforms": "transforms: [{type: dbt, path: <dbt project directory>}]",
+    "compute": "compute: {target: duckdb}",
+    "name": "name: <pipeline name>",
+}
+
+
+def _dotted(msgspec_path: str) -> str:
+    return msgspec_path[1:] if msgspec_path.startswith(".") else msgspec_path
+
+
+def _join(prefix: str, rel: str) -> str:
+    if not prefix:
+        return rel
+    if not rel:
+        return prefix
+    return prefix + rel if rel.startswith("[") else f"{prefix}.{rel}"
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+|\.\.\.)\]")
+
+
+def _parts(rel: str) -> list[str | int]:
+    out: list[str | int] = []
+    for name, index in _PATH_PART.findall(rel):
+        if name:
+            out.append(name)
+        elif index.isdigit():
+            out.append(int(index))
+    return out
+
+
+def _value_at(data: Any, rel: str) -> Any:
+    for part in _parts(rel):
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _type_at(kind: Any, rel: str) -> Any:
+    info: Any = msgspec.inspect.type_info(kind)
+    for part in _parts(rel):
+        info = _unwrap(info)
+        if isinstance(info, msgspec.inspect.StructType) and isinstance(part, str):
+            fields = {f.name: f.type for f in info.fields}
+            if part not in fields:
+                return None
+            info = fields[part]
+        elif isinstance(info, msgspec.inspect.ListType) and isinstance(part, int):
+            info = info.item_type
+        elif isinstance(info, msgspec.inspect.DictType):
+            info = info.value_type
+        else:
+            return None
+    return _unwrap(info)
+
+
+def _unwrap(info: Any) -> Any:
+    if isinstance(info, msgspec.inspect.UnionType):
+        for t in info.types:
+            if not isinstance(t, msgspec.inspect.NoneType):
+                return t
+    return info
+
+
+def _fields_at(kind: Any, rel: str) -> list[str]:
+    info = _type_at(kind, rel)
+    if isinstance(info, msgspec.inspect.StructType):
+        return [f.name for f in info.fields]
+    return []
+
+
+def _enum_choices(kind: Any, rel: str) -> list[str]:
+    info = _type_at(kind, rel)
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return [str(v) for v in info.values]
+    return []
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str | None:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "mapping", list: "list", str: "string", bool: "boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _line_of(text: str, field: str) -> int | None:
+    """1-based line of ``field`` (a dotted path) in the YAML text, found via the node tree."""
+    if not field:
+        return None
+    try:
+        node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line: int | None = None
+    for part in _parts(field):
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in node.value:
+                if getattr(key, "value", None) == part:
+                    line = key.start_mark.line + 1
+                    node = value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
