@@ -1,0 +1,305 @@
+"""compose.yaml and the Dockerfiles, checked without a Docker engine.
+
+No engine or compose plugin runs here, so this is what stands between a typo and a user's failed
+`docker compose up`: the file must match the Compose Specification schema, everything it builds or
+mounts from the repository must exist, and the images must be built from this repository's files
+alone (no ``COPY --from`` another image, no ``ADD <url>``, nothing outside the build context).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from conftest import REPO_ROOT
+
+COMPOSE_FILE = REPO_ROOT / "compose.yaml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def test_compose_matches_the_compose_specification(
+    compose: dict[str, Any], compose_spec: Path
+) -> None:
+    schema = json.loads(compose_spec.read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(compose), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors
+    )
+
+
+def test_the_schema_check_catches_a_broken_file(compose_spec: Path) -> None:
+    """The validation above is only worth something if it rejects what compose would reject."""
+    validator = jsonschema.Draft7Validator(json.loads(compose_spec.read_text()))
+    broken = {"services": {"web": {"image": "x:1", "ports": "3000:3000", "restrat": "always"}}}
+    messages = [e.message for e in validator.iter_errors(broken)]
+    assert any("restrat" in m for m in messages)
+    assert any("is not of type 'array'" in m for m in messages)
+
+
+def test_services_reference_declared_services_and_volumes(compose: dict[str, Any]) -> None:
+    services: dict[str, Any] = compose["services"]
+    declared_volumes = set(compose.get("volumes") or {})
+    for name, service in services.items():
+        depends = service.get("depends_on") or []
+        for other in depends if isinstance(depends, list) else depends.keys():
+            assert other in services, f"{name}: depends_on unknown service {other!r}"
+        for volume in service.get("volumes") or []:
+            source = _volume_source(volume)
+            if source and not _is_host_path(source):
+                assert source in declared_volumes, f"{name}: volume {source!r} is not declared"
+
+
+def test_public_images_are_pinned_and_built_images_have_a_dockerfile(
+    compose: dict[str, Any],
+) -> None:
+    services: dict[str, Any] = compose["services"]
+    built = {s["image"] for s in services.values() if "build" in s and "image" in s}
+    for name, service in services.items():
+        if "build" in service:
+            build = service["build"]
+            context = REPO_ROOT / (build if isinstance(build, str) else build.get("context", "."))
+            assert context.is_dir(), f"{name}: build context {context} does not exist"
+            assert _inside_repo(context), f"{name}: build context {context} is outside the repo"
+            dockerfile = context / (
+                "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+            )
+            assert dockerfile.is_file(), f"{name}: Dockerfile {dockerfile} does not exist"
+            continue
+        image = service["image"]
+        if image in built:
+            continue  # another service builds it from this repo
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest" and "/" not in tag, (
+            f"{name}: public image {image!r} must be pinned to a version tag"
+        )
+
+
+def test_every_repo_file_the_compose_file_mounts_exists(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes") or []:
+            source = _volume_source(volume)
+            if source and _is_host_path(source):
+                path = (REPO_ROOT / source).resolve()
+                assert _inside_repo(path), f"{name}: mounts {source}, outside the repository"
+                assert path.exists(), f"{name}: mounts {source}, which does not exist"
+        env_files = service.get("env_file") or []
+        for env_file in [env_files] if isinstance(env_files, str) else env_files:
+            path = env_file if isinstance(env_file, str) else env_file["path"]
+            assert (REPO_ROOT / path).is_file(), f"{name}: env_file {path} does not exist"
+    for section in ("configs", "secrets"):
+        for name, entry in (compose.get(section) or {}).items():
+            if "file" in entry:
+                assert (REPO_ROOT / entry["file"]).is_file(), f"{section}.{name}: missing file"
+
+
+@dataclass(frozen=True)
+class Copy:
+    dockerfile: Path
+    instruction: str
+    flags: tuple[str, ...]
+    sources: tuple[str, ...]
+
+
+def _dockerfiles(compose: dict[str, Any]) -> dict[Path, Path]:
+    """Each Dockerfile compose builds, with its build context."""
+    found: dict[Path, Path] = {}
+    for service in compose["services"].values():
+        build = service.get("build")
+        if build is None:
+            continue
+        context = REPO_ROOT / (build if isinstance(build, str) else build.get("context", "."))
+        name = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+        found[(context / name).resolve()] = context.resolve()
+    return found
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    logical: list[str] = []
+    current = ""
+    for raw in dockerfile.read_text().splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        logical.append(current + line)
+        current = ""
+    if current:
+        logical.append(current)
+    result = []
+    for line in logical:
+        keyword, _, rest = line.partition(" ")
+        result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def _copies(dockerfile: Path) -> list[Copy]:
+    copies = []
+    for keyword, args in _instructions(dockerfile):
+        if keyword not in {"COPY", "ADD"}:
+            continue
+        words = json.loads(args) if args.startswith("[") else shlex.split(args)
+        flags = tuple(w for w in words if w.startswith("--"))
+        paths = [w for w in words if not w.startswith("--")]
+        copies.append(Copy(dockerfile, keyword, flags, tuple(paths[:-1])))
+    return copies
+
+
+def test_dockerfiles_copy_only_this_repositorys_files(compose: dict[str, Any]) -> None:
+    dockerfiles = _dockerfiles(compose)
+    assert len(dockerfiles) >= 2, "compose builds the adapter and the sidecar images"
+    ignore = _dockerignore_patterns(REPO_ROOT / ".dockerignore")
+    for dockerfile, context in dockerfiles.items():
+        assert _copies(dockerfile), f"{dockerfile.name} copies nothing from the repository"
+        assert _copy_problems(dockerfile, context, ignore) == []
+
+
+def test_the_copy_check_catches_foreign_files(tmp_path: Path) -> None:
+    context = tmp_path / "repo"
+    (context / "src").mkdir(parents=True)
+    (context / "src" / "ok.py").write_text("")
+    (context / ".floe").mkdir()
+    (tmp_path / "secret.txt").write_text("")
+    dockerfile = context / "Dockerfile"
+    dockerfile.write_text(
+        "FROM python:3.11-slim\n"
+        "COPY src/ok.py /app/\n"
+        "COPY --from=ghcr.io/example/tool:1 /tool /bin/tool\n"
+        "COPY ../secret.txt /app/\n"
+        "ADD https://example.com/x.tar.gz /app/\n"
+        "COPY missing.txt \\\n    /app/\n"
+        "COPY .floe /app/state\n"
+    )
+    problems = _copy_problems(dockerfile, context, ["**/.floe"])
+    assert len(problems) == 5, problems
+    for expected in ("another image", "outside the context", "downloads", "does not exist"):
+        assert any(expected in p for p in problems), (expected, problems)
+    assert any(".dockerignore excludes" in p for p in problems)
+
+
+def _copy_problems(dockerfile: Path, context: Path, ignore: list[str]) -> list[str]:
+    problems = []
+    for copy in _copies(dockerfile):
+        where = f"{dockerfile.name}: {copy.instruction} {' '.join(copy.sources)}"
+        if any(f.startswith("--from") for f in copy.flags):
+            problems.append(f"{where}: copies from another image; use only this repository's files")
+            continue
+        for source in copy.sources:
+            if "://" in source:
+                problems.append(f"{where}: downloads {source}")
+                continue
+            path = (context / source).resolve()
+            if not path.is_relative_to(context.resolve()):
+                problems.append(f"{where}: {source} is outside the context")
+            elif not path.exists():
+                problems.append(f"{where}: {source} does not exist")
+            elif _ignored(path.relative_to(context.resolve()).as_posix(), ignore):
+                problems.append(f"{where}: .dockerignore excludes {source}")
+    return problems
+
+
+def test_the_sidecar_image_has_no_dagster_and_no_dbt(compose: dict[str, Any]) -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    extras = set(pyproject["project"]["optional-dependencies"])
+    sidecar_dockerfile = _service_dockerfile(compose, "sidecar")
+    installs = _uv_sync_extras(sidecar_dockerfile)
+    assert installs, "the sidecar image installs floe with `uv sync --locked`"
+    assert all(found == {"sidecar"} for found in installs), installs
+    copied = {s for c in _copies(sidecar_dockerfile) for s in c.sources}
+    assert "adapter" not in copied, "the sidecar image must not carry the adapter's code"
+    # Every extra any image installs exists, so `uv sync --locked` can resolve it from uv.lock.
+    for dockerfile in _dockerfiles(compose):
+        for found in _uv_sync_extras(dockerfile):
+            assert found <= extras, f"{dockerfile.name}: unknown extras {found - extras}"
+
+
+def test_dagster_instance_config_is_valid_for_the_installed_dagster() -> None:
+    from dagster._core.instance.config import dagster_instance_config
+
+    config, _ = dagster_instance_config(str(REPO_ROOT / "deploy" / "dagster"))
+    assert "postgres" in config["storage"], "the compose stack keeps runs in PostgreSQL"
+    workspace = yaml.safe_load((REPO_ROOT / "deploy" / "dagster" / "workspace.yaml").read_text())
+    (entry,) = workspace["load_from"]
+    server = entry["grpc_server"]
+    compose_file = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert server["host"] in compose_file["services"]
+    assert str(server["port"]) in compose_file["services"][server["host"]]["command"]
+
+
+# helpers -----------------------------------------------------------------------------------
+
+
+def _service_dockerfile(compose: dict[str, Any], service: str) -> Path:
+    build = compose["services"][service]["build"]
+    return (REPO_ROOT / build["context"] / build["dockerfile"]).resolve()
+
+
+def _uv_sync_extras(dockerfile: Path) -> list[set[str]]:
+    found = []
+    for keyword, args in _instructions(dockerfile):
+        if keyword != "RUN":
+            continue
+        for command in re.split(r"&&|;", args):
+            words = shlex.split(command)
+            if words[:2] == ["uv", "sync"]:
+                assert "--locked" in words, f"{dockerfile.name}: `uv sync` without --locked"
+                assert "--all-extras" not in words, f"{dockerfile.name}: installs every extra"
+                found.append({words[i + 1] for i, w in enumerate(words) if w == "--extra"})
+    return found
+
+
+def _volume_source(volume: str | dict[str, Any]) -> str | None:
+    if isinstance(volume, dict):
+        return volume.get("source")
+    parts = volume.split(":")
+    return parts[0] if len(parts) > 1 else None
+
+
+def _is_host_path(source: str) -> bool:
+    return source.startswith((".", "/", "~"))
+
+
+def _inside_repo(path: Path) -> bool:
+    return path.resolve().is_relative_to(REPO_ROOT)
+
+
+def _dockerignore_patterns(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _ignored(relative: str, patterns: list[str]) -> bool:
+    """Does .dockerignore exclude this path (or a directory holding it)? Enough of Docker's
+    matching for the patterns this repository uses: ``**/`` prefixes and shell globs."""
+    parts = relative.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        if pattern.startswith("!"):
+            continue
+        anywhere = pattern.startswith("**/")
+        bare = pattern.removeprefix("**/")
+        for prefix in prefixes:
+            candidates = [prefix]
+            if anywhere:
+                candidates += ["/".join(prefix.split("/")[i:]) for i in range(len(parts))]
+            if any(fnmatch.fnmatchcase(c, bare) for c in candidates):
+                return True
+    return False
