@@ -30,11 +30,13 @@ ARTIFACTS_ENV = "FLOE_ARTIFACTS"
 class ComputeArtifacts(msgspec.Struct, frozen=True, kw_only=True):
     target: str  # duckdb | postgres | snowflake | bigquery | redshift | databricks | spark
     adapter_type: str  # the dbt adapter's `type:` in profiles.yml
-    # Non-secret connection properties after defaults and overrides (env_var() refs left as is).
+    # The dbt target output after defaults and overrides, exactly as written to profiles.yml:
+    # credentials appear only as "{{ env_var('NAME') }}" references, never as values.
     properties: dict[str, object] = {}
     # Environment variables the profile reads credentials from (names only, never values).
     secret_env_vars: tuple[str, ...] = ()
     connection_secret_ref: str | None = None
+    auth_method: str | None = None  # e.g. password, keypair, oauth, service-account, token
 
 
 class TransformArtifacts(msgspec.Struct, frozen=True, kw_only=True):

@@ -158,6 +158,18 @@ class FloeConfig:
     def transform_paths(self) -> list[Path]:
         return [self.resolve_path(t.path) for t in self.spec.transforms]
 
+    def error(self, field: str, problem: str, **details: Any) -> FloeConfigError:
+        """A :class:`FloeConfigError` about ``field`` (a path in the merged document), reported
+        where it is written: under ``environments.<env>`` when this environment sets it."""
+        text = self.source.decode("utf-8", errors="replace")
+        in_env = f"environments.{self.environment}.{field}"
+        line = _line_of(text, in_env, exact=True)
+        if line is not None:
+            field = in_env
+        else:
+            line = _line_of(text, field)
+        return FloeConfigError(self.path, field, problem, line=line, **details)
+
 
 class FloeConfigError(ValueError):
     """A floe.yaml problem, with everything needed to fix it in the message."""
@@ -528,8 +540,9 @@ def _type_name(value: Any) -> str:
     )
 
 
-def _line_of(text: str, field: str) -> int | None:
-    """1-based line of ``field`` (a dotted path) in the YAML text, found via the node tree."""
+def _line_of(text: str, field: str, *, exact: bool = False) -> int | None:
+    """1-based line of ``field`` (a dotted path) in the YAML text, found via the node tree;
+    the deepest existing parent's line unless ``exact``."""
     if not field:
         return None
     try:
@@ -545,12 +558,12 @@ def _line_of(text: str, field: str) -> int | None:
                     node = value
                     break
             else:
-                return line
+                return None if exact else line
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
-                return line
+                return None if exact else line
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
-            return line
+            return None if exact else line
     return line
