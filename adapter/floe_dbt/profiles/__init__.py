@@ -40,6 +40,7 @@ __all__ = [
     "ProfileOutput",
     "TargetProfile",
     "build_output",
+    "ensure_local_dirs",
     "env_var",
     "env_var_name",
     "render_profiles_yml",
@@ -118,6 +119,15 @@ def build_output(config: FloeConfig) -> ProfileOutput:
         output=output,
         secret_env_vars=secret_vars,
     )
+
+
+def ensure_local_dirs(target: str, output: Mapping[str, Any]) -> None:
+    """Create the directory of a local database file (DuckDB cannot create it itself)."""
+    if target != "duckdb":
+        return
+    value = output.get("path")
+    if isinstance(value, str) and Path(value).is_absolute():
+        Path(value).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def render_profiles_yml(profile_name: str, target_name: str, output: Mapping[str, Any]) -> str:
