@@ -1,0 +1,521 @@
+"""Test support for the OpenLineage tests: offline schema validation, a loopback lineage receiver
+that can be made to fail, and the example project's events built from the event contract."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+
+from floe_core import ids
+from floe_core.events import (
+    Column,
+    Connection,
+    DagsterRun,
+    Event,
+    Invocation,
+    InvocationFinished,
+    InvocationStarted,
+    Node,
+    NodeFinished,
+    NodeStarted,
+    Relation,
+    RunFinished,
+    TestTarget,
+    UnfinishedNode,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FLOE_SCHEMAS = REPO_ROOT / "sidecar" / "floe_sidecar" / "openlineage" / "schemas"
+RUN_EVENT_REF = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+
+
+# --- schemas -----------------------------------------------------------------------------------
+
+
+def schema_registry(spec_dir: Path) -> Registry:
+    """Every official schema and every floe custom facet schema, keyed by its ``$id``."""
+    resources = []
+    for path in [*sorted(spec_dir.glob("*.json")), *sorted(FLOE_SCHEMAS.rglob("*.json"))]:
+        contents = json.loads(path.read_text())
+        Draft202012Validator.check_schema(contents)
+        resources.append((contents["$id"], Resource.from_contents(contents)))
+    return Registry().with_resources(resources)
+
+
+class LineageValidator:
+    """Validates RunEvents offline: the core event, then each facet against its own schema URL."""
+
+    def __init__(self, spec_dir: Path) -> None:
+        self.registry = schema_registry(spec_dir)
+        self._by_ref: dict[str, Draft202012Validator] = {}
+
+    def _validator(self, ref: str) -> Draft202012Validator:
+        if ref not in self._by_ref:
+            self._by_ref[ref] = Draft202012Validator(
+                {"$ref": ref}, registry=self.registry, format_checker=FormatChecker()
+            )
+        return self._by_ref[ref]
+
+    def errors(self, event: dict[str, Any]) -> list[str]:
+        found = [f"event: {e.message}" for e in self._validator(RUN_EVENT_REF).iter_errors(event)]
+        for where, facet in iter_facets(event):
+            url = facet.get("_schemaURL")
+            if not isinstance(url, str):
+                found.append(f"{where}: no _schemaURL")
+                continue
+            if url.split("#")[0] not in self.registry:
+                found.append(f"{where}: _schemaURL {url} resolves to no known schema")
+                continue
+            found.extend(f"{where}: {e.message}" for e in self._validator(url).iter_errors(facet))
+        return found
+
+
+def iter_facets(event: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, facet in event.get("run", {}).get("facets", {}).items():
+        yield f"run.facets.{name}", facet
+    for name, facet in event.get("job", {}).get("facets", {}).items():
+        yield f"job.facets.{name}", facet
+    for side in ("inputs", "outputs"):
+        for i, dataset in enumerate(event.get(side, [])):
+            for group in ("facets", "inputFacets", "outputFacets"):
+                for name, facet in dataset.get(group, {}).items():
+                    yield f"{side}[{i}].{group}.{name}", facet
+
+
+# --- a lineage backend on loopback ------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    path: str
+    events: list[dict[str, Any]]
+    at: float  # time.time() when the request arrived
+    headers: dict[str, str]
+
+
+@dataclass
+class Receiver:
+    """An OpenLineage HTTP backend on 127.0.0.1 whose behaviour a test switches at will.
+
+    ``mode``: "ok" (201), "unavailable" (503), "hang" (sleeps ``hang_s`` before answering 201).
+    ``batch``: serve POST /api/v1/lineage/batch (else 404, like Marquez). ``reject`` picks events
+    answered 400 (a whole batch is answered 400 if it holds one).
+    """
+
+    mode: str = "ok"
+    batch: bool = False
+    hang_s: float = 3.0
+    reject: Callable[[dict[str, Any]], bool] | None = None
+    received: list[Received] = field(default_factory=list)
+    requests: list[tuple[str, int]] = field(default_factory=list)  # (path, status answered)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def events(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [event for request in self.received for event in request.events]
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                status, text = receiver._answer(self.path, body, dict(self.headers.items()))
+                payload = text.encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def _answer(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        arrived = time.time()
+        if self.mode == "unavailable":
+            return self._log(path, 503, "backend unavailable")
+        if self.mode == "hang":
+            time.sleep(self.hang_s)
+        is_batch = path.rstrip("/").endswith("/lineage/batch")
+        if is_batch and not self.batch:
+            return self._log(path, 404, "not found")
+        payload = json.loads(body)
+        events = payload if is_batch else [payload]
+        rejected = [e for e in events if self.reject is not None and self.reject(e)]
+        if rejected:
+            return self._log(path, 400, f"invalid event: job {rejected[0]['job']['name']}")
+        with self.lock:
+            self.received.append(Received(path, events, arrived, headers))
+        return self._log(path, 200 if is_batch else 201, "")
+
+    def _log(self, path: str, status: int, text: str) -> tuple[int, str]:
+        with self.lock:
+            self.requests.append((path, status))
+        return status, text
+
+
+def assert_run_order(events: list[dict[str, Any]]) -> None:
+    """Per run: exactly one START first, exactly one terminal event after it, nothing after that."""
+    by_run: dict[str, list[str]] = {}
+    for event in events:
+        by_run.setdefault(event["run"]["runId"], []).append(event["eventType"])
+    for run_id, states in by_run.items():
+        deduped = [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
+        assert deduped[0] in ("START", "ABORT"), (run_id, states)
+        if deduped[0] == "START":
+            assert len(deduped) == 2 and deduped[1] in ("COMPLETE", "FAIL", "ABORT"), (
+                run_id,
+                states,
+            )
+
+
+# --- the example project's events, built from the contract -------------------------------------
+
+
+def _col(name: str, description: str | None = None, **kw: Any) -> Column:
+    return Column(name=name, description=description, **kw)
+
+
+def shop_nodes(database: str, schema: str) -> list[Node]:
+    """The example project's executed nodes, in dbt build order, as the adapter describes them."""
+
+    def rel(identifier: str, suffix: str = "") -> Relation:
+        return Relation(database=database, schema=schema + suffix, identifier=identifier)
+
+    seeds = [
+        Node(
+            unique_id=f"seed.shop.{name}",
+            name=name,
+            resource_type="seed",
+            package_name="shop",
+            materialized="seed",
+            relation=rel(name, "_raw"),
+            description=description,
+            columns=columns,
+            original_file_path=f"seeds/{name}.csv",
+        )
+        for name, description, columns in (
+            (
+                "raw_customers",
+                "Customers as exported from the shop's CRM.",
+                (_col("email", "Customer e-mail address.", classification="pii"),),
+            ),
+            ("raw_orders", "Orders as exported from the shop.", ()),
+            ("raw_payments", "Payments as exported from the payment provider.", ()),
+        )
+    ]
+    source = rel("events", "_web")
+    stg_customers = Node(
+        unique_id="model.shop.stg_customers",
+        name="stg_customers",
+        resource_type="model",
+        package_name="shop",
+        materialized="view",
+        relation=rel("stg_customers"),
+        upstream=(rel("raw_customers", "_raw"),),
+        upstream_ids=("seed.shop.raw_customers",),
+        columns=(
+            _col("customer_id", "Primary key of a customer."),
+            _col("email", "Customer e-mail address.", classification="pii"),
+        ),
+        description="One row per customer, renamed and typed.",
+        owner="data-platform@example.com",
+        tags=("staging",),
+    )
+    stg_orders = Node(
+        unique_id="model.shop.stg_orders",
+        name="stg_orders",
+        resource_type="model",
+        package_name="shop",
+        materialized="view",
+        relation=rel("stg_orders"),
+        upstream=(rel("raw_orders", "_raw"),),
+        upstream_ids=("seed.shop.raw_orders",),
+        columns=(_col("order_id", "Primary key of an order."), _col("status")),
+        description="One row per order.",
+        tags=("staging",),
+    )
+    stg_payments = Node(
+        unique_id="model.shop.stg_payments",
+        name="stg_payments",
+        resource_type="model",
+        package_name="shop",
+        materialized="view",
+        relation=rel("stg_payments"),
+        upstream=(rel("raw_payments", "_raw"),),
+        upstream_ids=("seed.shop.raw_payments",),
+        columns=(_col("payment_id"),),
+        tags=("staging",),
+    )
+    stg_web_events = Node(
+        unique_id="model.shop.stg_web_events",
+        name="stg_web_events",
+        resource_type="model",
+        package_name="shop",
+        materialized="view",
+        relation=rel("stg_web_events"),
+        upstream=(source,),
+        upstream_ids=("source.shop.web.events",),
+        description="Web events, typed.",
+        tags=("staging",),
+    )
+    orders = Node(
+        unique_id="model.shop.orders",
+        name="orders",
+        resource_type="model",
+        package_name="shop",
+        materialized="table",
+        relation=rel("orders"),
+        upstream=(rel("stg_orders"), rel("stg_payments")),
+        upstream_ids=("model.shop.stg_orders", "model.shop.stg_payments"),
+        columns=(
+            _col("order_id", "Primary key of an order.", data_type="integer"),
+            _col("customer_id", "The customer who placed the order."),
+            _col("amount", "Total paid for the order."),
+        ),
+        description="One row per order with its paid amount.",
+        owner="finance@example.com",
+        tags=("marts", "finance"),
+    )
+    customers = Node(
+        unique_id="model.shop.customers",
+        name="customers",
+        resource_type="model",
+        package_name="shop",
+        materialized="table",
+        relation=rel("customers"),
+        upstream=(rel("orders"), rel("stg_web_events"), rel("stg_customers")),
+        upstream_ids=("model.shop.orders", "model.shop.stg_web_events", "model.shop.stg_customers"),
+        columns=(
+            _col("customer_id", "Primary key of a customer."),
+            _col("email", "Customer e-mail address.", classification="pii"),
+            _col("lifetime_value", "Sum of all paid order amounts.", classification="confidential"),
+        ),
+        description="One row per customer with order and web activity.",
+        owner="data-platform@example.com",
+        tags=("marts",),
+    )
+    snapshot = Node(
+        unique_id="snapshot.shop.orders_snapshot",
+        name="orders_snapshot",
+        resource_type="snapshot",
+        package_name="shop",
+        materialized="snapshot",
+        relation=rel("orders_snapshot"),
+        upstream=(rel("stg_orders"),),
+        upstream_ids=("model.shop.stg_orders",),
+        description="Order status history.",
+    )
+
+    def test(name: str, kind: str, model: Node, column: str | None) -> Node:
+        assert model.relation is not None
+        return Node(
+            unique_id=f"test.shop.{name}",
+            name=name,
+            resource_type="test",
+            package_name="shop",
+            upstream=(model.relation,),
+            upstream_ids=(model.unique_id,),
+            test=TestTarget(
+                test_name=kind,
+                attached_unique_id=model.unique_id,
+                attached_relation=model.relation,
+                column_name=column,
+            ),
+        )
+
+    tests = [
+        test("unique_stg_customers_customer_id", "unique", stg_customers, "customer_id"),
+        test("not_null_stg_orders_order_id", "not_null", stg_orders, "order_id"),
+        test("accepted_values_stg_orders_status", "accepted_values", stg_orders, "status"),
+        test("unique_orders_order_id", "unique", orders, "order_id"),
+    ]
+    return [
+        *seeds,
+        stg_customers,
+        stg_orders,
+        stg_payments,
+        stg_web_events,
+        tests[0],
+        tests[1],
+        tests[2],
+        orders,
+        snapshot,
+        tests[3],
+        customers,
+    ]
+
+
+def shop_events(
+    *,
+    fail_model: str | None = None,
+    crash_after: int | None = None,
+    connection: Connection | None = None,
+    run_id: str | None = None,
+    start: datetime | None = None,
+) -> list[Event]:
+    """A Dagster run materializing the example project.
+
+    ``fail_model``: that model errors and everything downstream of it is skipped.
+    ``crash_after``: dbt dies after starting that many nodes; the last one started never finishes.
+    """
+    connection = connection or Connection(
+        target="duckdb",
+        adapter_type="duckdb",
+        path=".floe/shop.duckdb",
+        database="shop",
+        schema="main",
+    )
+    run_id = run_id or str(uuid.uuid4())
+    t = start or datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+    run = DagsterRun(run_id=run_id, job_name="shop_job", started_at=t)
+    invocation = Invocation(
+        invocation_id=str(uuid.uuid5(uuid.NAMESPACE_URL, run_id)),
+        run=run,
+        project_name="shop",
+        environment="dev",
+        connection=connection,
+        command=("build",),
+        attributes={"tenant": "example"},
+        dbt_version="1.11.2",
+    )
+    database = connection.database or "shop"
+    nodes = shop_nodes(database, connection.schema or "main")
+
+    def eid(kind: str, *parts: str) -> str:
+        return ids.event_id(kind, run_id, invocation.invocation_id, *parts)
+
+    clock = t + timedelta(seconds=1)
+    events: list[Event] = [
+        InvocationStarted(
+            event_id=eid("invocation_started"),
+            emitted_at=clock,
+            invocation=invocation,
+            started_at=clock,
+        )
+    ]
+    failed: set[str] = set()
+    started_count = 0
+    unfinished: list[UnfinishedNode] = []
+    for node in nodes:
+        upstream_failed = any(u in failed for u in node.upstream_ids)
+        if upstream_failed:
+            failed.add(node.unique_id)
+            clock += timedelta(milliseconds=5)
+            events.append(
+                NodeFinished(
+                    event_id=eid("node_finished", node.unique_id),
+                    emitted_at=clock,
+                    invocation=invocation,
+                    node=node,
+                    started_at=None,
+                    finished_at=clock,
+                    status="skipped",
+                    message="SKIP",
+                )
+            )
+            continue
+        clock += timedelta(milliseconds=20)
+        started = clock
+        events.append(
+            NodeStarted(
+                event_id=eid("node_started", node.unique_id),
+                emitted_at=clock,
+                invocation=invocation,
+                node=node,
+                started_at=started,
+            )
+        )
+        started_count += 1
+        if crash_after is not None and started_count >= crash_after:
+            unfinished.append(UnfinishedNode(node=node, started_at=started))
+            break
+        clock += timedelta(milliseconds=150)
+        error = node.unique_id == f"model.shop.{fail_model}"
+        if error:
+            failed.add(node.unique_id)
+        is_test = node.resource_type == "test"
+        status = "error" if error else ("pass" if is_test else "success")
+        events.append(
+            NodeFinished(
+                event_id=eid("node_finished", node.unique_id),
+                emitted_at=clock,
+                invocation=invocation,
+                node=node,
+                started_at=started,
+                finished_at=clock,
+                status=status,
+                message="Runtime Error" if error else "OK",
+                error='Binder Error: Referenced column "nope" not found' if error else None,
+                rows_affected=None if is_test or error else 3,
+                failures=0 if is_test else None,
+                compiled_sql=None if is_test else f"select * from {node.name}_source",
+                execution_time_s=0.15,
+            )
+        )
+    clock += timedelta(milliseconds=30)
+    success = not failed and crash_after is None
+    events.append(
+        InvocationFinished(
+            event_id=eid("invocation_finished"),
+            emitted_at=clock,
+            invocation=invocation,
+            started_at=t + timedelta(seconds=1),
+            finished_at=clock,
+            success=success,
+            error=None if success else "dbt build failed",
+            unfinished=tuple(unfinished),
+        )
+    )
+    clock += timedelta(milliseconds=30)
+    events.append(
+        RunFinished(
+            event_id=ids.event_id("run_finished", run_id),
+            emitted_at=clock,
+            run=run,
+            finished_at=clock,
+            success=success,
+            error=None if success else "step failed",
+            environment="dev",
+            attributes={"tenant": "example"},
+        )
+    )
+    return events
