@@ -1,0 +1,255 @@
+"""The pure event -> span translation: tree, ids, exact times, statuses and attributes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from trace_support import (
+    INVOCATION_ID,
+    JOB,
+    RUN_ID,
+    STEPS,
+    UNFINISHED,
+    at,
+    executed_node_ids,
+    run_events,
+)
+from trace_support import (
+    invocation as make_invocation,
+)
+
+from floe_core import ids
+from floe_core.events import Connection, DagsterRun, NodeFinished, RunFinished
+from floe_sidecar.otel.translate import (
+    SpanRecord,
+    SpanTranslator,
+    db_system,
+    db_system_name,
+    to_unix_nanos,
+)
+
+BASE = {"service.name": "floe", "deployment.environment.name": "dev", "region": "eu"}
+
+
+def _spans() -> list[SpanRecord]:
+    translator = SpanTranslator(BASE)
+    return [span for event in run_events() for span in translator.translate(event)]
+
+
+def _by_name(spans: list[SpanRecord]) -> dict[str, SpanRecord]:
+    return {span.name: span for span in spans}
+
+
+def test_one_span_per_executed_node_plus_invocation_and_run_in_one_trace() -> None:
+    spans = _spans()
+    node_spans = [s for s in spans if "dbt.unique_id" in s.attributes]
+    assert sorted(s.attributes["dbt.unique_id"] for s in node_spans) == sorted(executed_node_ids())
+    assert len(spans) == len(executed_node_ids()) + 2
+    assert {s.trace_id for s in spans} == {uuid.UUID(RUN_ID).hex}
+    assert len({s.span_id for s in spans}) == len(spans)
+
+
+def test_parent_links_run_invocation_node() -> None:
+    spans = _by_name(_spans())
+    run, invocation = spans[f"RUN {JOB}"], spans["dbt build"]
+    assert run.parent_span_id is None and run.kind == "server"
+    assert run.span_id == ids.span_id_hex(ids.run_span_id(RUN_ID))
+    assert invocation.parent_span_id == run.span_id
+    assert invocation.span_id == ids.span_id_hex(ids.invocation_span_id(RUN_ID, INVOCATION_ID))
+    for unique_id in executed_node_ids():
+        span = spans[unique_id]
+        assert span.parent_span_id == invocation.span_id
+        assert span.span_id == ids.span_id_hex(ids.node_span_id(RUN_ID, INVOCATION_ID, unique_id))
+
+
+def test_node_times_are_dbts_own_to_the_microsecond() -> None:
+    spans = _by_name(_spans())
+    for step in STEPS:
+        span = spans[step.unique_id]
+        assert span.end_ns == to_unix_nanos(at(step.end))
+        start = step.end if step.start is None else step.start
+        assert span.start_ns == to_unix_nanos(at(start))
+    # 0.731207 s after T0: microseconds survive (no float rounding anywhere).
+    stg = spans["model.shop.stg_orders"]
+    assert stg.end_ns % 1_000_000_000 == (123_456 + 731_207) * 1_000 % 1_000_000_000
+    run = spans[f"RUN {JOB}"]
+    assert (run.start_ns, run.end_ns) == (to_unix_nanos(at(-2)), to_unix_nanos(at(2.5)))
+
+
+def test_statuses_results_and_exception_events() -> None:
+    spans = _by_name(_spans())
+    ok = spans["model.shop.orders"]
+    assert ok.status == "ok" and ok.events == () and "error.type" not in ok.attributes
+    assert ok.attributes["cicd.pipeline.task.run.result"] == "success"
+
+    broken = spans["model.shop.broken"]
+    assert broken.status == "error"
+    assert broken.status_message == "Binder Error: column x not found"
+    assert broken.attributes["error.type"] == "dbt_node_error"
+    assert broken.attributes["cicd.pipeline.task.run.result"] == "error"
+    (exception,) = broken.events
+    assert exception.name == "exception"
+    assert exception.attributes["exception.message"] == "Binder Error: column x not found\nLINE 1"
+    assert exception.time_ns == broken.end_ns
+
+    failed_test = spans["test.shop.accepted_orders_status"]
+    assert failed_test.status == "error"
+    assert failed_test.attributes["cicd.pipeline.task.run.result"] == "failure"
+    assert failed_test.attributes["error.type"] == "dbt_test_failure"
+    assert failed_test.attributes["dbt.failures"] == 2
+    assert failed_test.attributes["cicd.pipeline.task.type"] == "test"
+
+    passed_test = spans["test.shop.unique_orders_order_id"]
+    assert passed_test.status == "ok" and passed_test.attributes["dbt.status"] == "pass"
+
+    skipped = spans["model.shop.after_broken"]
+    assert skipped.status == "unset" and skipped.start_ns == skipped.end_ns
+    assert skipped.attributes["cicd.pipeline.task.run.result"] == "skip"
+
+
+def test_unfinished_node_is_closed_with_error_at_the_invocation_end() -> None:
+    spans = _by_name(_spans())
+    slow_id, slow_start = UNFINISHED
+    slow = spans[slow_id]
+    invocation = spans["dbt build"]
+    assert slow.start_ns == to_unix_nanos(at(slow_start))
+    assert slow.end_ns == invocation.end_ns
+    assert slow.status == "error"
+    assert slow.attributes["error.type"] == "dbt_node_aborted"
+    assert "dbt was killed" in slow.events[0].attributes["exception.message"]  # type: ignore[operator]
+    assert invocation.status == "error" and invocation.attributes["floe.unfinished_nodes"] == 1
+
+
+def test_node_attributes() -> None:
+    span = _by_name(_spans())["model.shop.orders"]
+    assert span.attributes == {
+        "cicd.pipeline.name": JOB,
+        "cicd.pipeline.run.id": RUN_ID,
+        "cicd.pipeline.task.name": "model.shop.orders",
+        "cicd.pipeline.task.run.id": f"{INVOCATION_ID}/model.shop.orders",
+        "cicd.pipeline.task.type": "build",
+        "cicd.pipeline.task.run.result": "success",
+        "dbt.invocation_id": INVOCATION_ID,
+        "dbt.project_name": "shop",
+        "floe.compute_target": "duckdb",
+        "db.system": "duckdb",
+        "db.system.name": "duckdb",
+        "dbt.unique_id": "model.shop.orders",
+        "dbt.node_name": "orders",
+        "dbt.resource_type": "model",
+        "dbt.package_name": "shop",
+        "dbt.materialization": "table",
+        "dbt.relation": "shop.main.orders",
+        "db.namespace": "shop",
+        "floe.asset_key": "shop/orders",
+        "dbt.tags": ("nightly",),
+        "code.file.path": "models/orders.sql",
+        "dbt.status": "success",
+        "dbt.rows_affected": 6,
+        "dbt.message": "OK",
+    }
+
+
+def test_run_and_invocation_attributes_follow_the_cicd_conventions() -> None:
+    spans = _by_name(_spans())
+    run = spans[f"RUN {JOB}"]
+    assert run.attributes == {
+        "cicd.pipeline.name": JOB,
+        "cicd.pipeline.run.id": RUN_ID,
+        "cicd.pipeline.action.name": "RUN",
+        "cicd.pipeline.result": "failure",
+        "error.type": "dagster_run_failure",
+    }
+    assert run.events[0].attributes["exception.message"] == "1 step failed"
+    invocation = spans["dbt build"]
+    assert invocation.attributes["cicd.pipeline.task.run.id"] == INVOCATION_ID
+    assert invocation.attributes["dbt.command"] == "build"
+    assert invocation.attributes["dbt.version"] == "1.11.2"
+
+
+def test_the_command_line_never_reaches_a_span() -> None:
+    # `--vars` may carry secrets: only the subcommand is kept.
+    encoded = msgspec.json.encode(_spans())
+    assert b"hunter2" not in encoded and b"--vars" not in encoded
+
+
+def test_resource_attributes_come_from_the_events_over_the_base() -> None:
+    for span in _spans():
+        assert span.resource == {
+            "service.name": "floe",
+            "region": "eu",
+            "tenant": "acme",
+            "team": "data",
+            "deployment.environment.name": "staging",
+        }
+
+
+def test_run_finished_without_attributes_keeps_the_base_resource() -> None:
+    event = RunFinished(
+        event_id="e",
+        emitted_at=at(3),
+        run=DagsterRun(run_id=RUN_ID, job_name=JOB),  # no start time known
+        finished_at=at(3),
+        success=True,
+    )
+    (span,) = SpanTranslator(BASE).translate(event)
+    assert span.resource == BASE
+    assert span.start_ns == span.end_ns == to_unix_nanos(at(3))
+    assert span.status == "ok" and span.attributes["cicd.pipeline.result"] == "success"
+
+
+def test_translation_is_deterministic_and_starts_write_nothing() -> None:
+    assert _spans() == _spans()
+    translator = SpanTranslator(BASE)
+    events = run_events()
+    assert translator.translate(events[0]) == ()  # invocation_started
+    assert translator.translate(events[1]) == ()  # node_started
+
+
+def test_unknown_status_with_an_error_is_never_ok() -> None:
+    finished = next(e for e in run_events() if isinstance(e, NodeFinished))
+    (span,) = SpanTranslator(BASE).translate(
+        msgspec.structs.replace(finished, status="exploded", error="kaboom")
+    )
+    assert span.status == "error" and span.attributes["dbt.status"] == "exploded"
+
+
+@pytest.mark.parametrize(
+    ("target", "adapter", "system", "system_name"),
+    [
+        ("duckdb", "duckdb", "duckdb", "duckdb"),
+        ("postgres", "postgres", "postgresql", "postgresql"),
+        ("snowflake", "snowflake", "snowflake", "snowflake"),
+        ("bigquery", "bigquery", "bigquery", "gcp.bigquery"),
+        ("redshift", "redshift", "redshift", "aws.redshift"),
+        ("databricks", "databricks", "databricks", "databricks"),
+        ("spark", "spark", "spark", "spark"),
+        ("oracle", "oracle", "other_sql", "other_sql"),
+    ],
+)
+def test_db_system_per_target(target: str, adapter: str, system: str, system_name: str) -> None:
+    connection = Connection(target=target, adapter_type=adapter)
+    assert (db_system(connection), db_system_name(connection)) == (system, system_name)
+
+
+def test_server_attributes_from_the_connection() -> None:
+    translator = SpanTranslator(BASE)
+    event = next(e for e in run_events() if isinstance(e, NodeFinished))
+    event = msgspec.structs.replace(event, invocation=make_invocation(target="postgres"))
+    (span,) = translator.translate(event)
+    assert span.attributes["db.system"] == "postgresql"
+    assert span.attributes["server.address"] == "db.internal"
+    assert span.attributes["server.port"] == 5432
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)))
+def test_unix_nanos_are_exact(moment: datetime) -> None:
+    nanos = to_unix_nanos(moment)
+    assert nanos % 1_000 == 0
+    back = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=nanos // 1_000)
+    assert back == moment.replace(tzinfo=UTC)  # naive means UTC, as in dbt's logs
