@@ -1,0 +1,407 @@
+"""The sidecar's lifecycle: start the sources and one runner per sink, supervise, stop cleanly.
+
+Start: take the spool's lock (one sidecar per spool), open the dead-letter file, start the
+validator and one runner per sink, the socket intake (if any), the spool watcher and the
+housekeeping (status file, segment retirement).
+
+Stop (SIGTERM/SIGINT, or ``--once`` having delivered everything): stop intake first (no new
+lines; the intake segment is sealed), let every sink deliver what is already in the spool for at
+most ``grace`` seconds, cut off whatever is still running (an abandoned ``deliver`` keeps its
+batch un-acknowledged: it is delivered again next time), save every cursor, retire delivered
+segments, write the final status, close the sinks (bounded), release the lock. A second signal
+cuts the grace period short.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from floe_sidecar.config import EngineOptions
+from floe_sidecar.deadletter import DeadLetter
+from floe_sidecar.layout import SpoolLayout
+from floe_sidecar.pipeline import Consumer, SinkPipeline, Validator
+from floe_sidecar.retention import retire_segments
+from floe_sidecar.runner import SinkRunner, ValidatorRunner
+from floe_sidecar.sinks.base import Sink
+from floe_sidecar.sources.socket import SocketIntake
+from floe_sidecar.sources.spool_watch import watch_spool
+from floe_sidecar.status import (
+    Health,
+    IntakeHealth,
+    SinkHealth,
+    count_pending,
+    pending_bytes,
+    write_health,
+)
+from floe_sidecar.wakeup import Wakeup
+
+__all__ = ["RunReport", "Sidecar", "SinkReport", "SpoolBusyError"]
+
+log = logging.getLogger("floe_sidecar")
+
+CLOSE_TIMEOUT = 5.0
+
+
+class SpoolBusyError(RuntimeError):
+    """Another sidecar already serves this spool."""
+
+
+@dataclass(frozen=True)
+class SinkReport:
+    name: str
+    delivered: int  # items, this run
+    pending_events: int  # complete lines still ahead of its cursor
+    pending_bytes: int
+    last_error: str | None
+
+
+@dataclass
+class RunReport:
+    sinks: list[SinkReport] = field(default_factory=list)
+    deadlettered: int = 0  # records written this run
+    cut_off: bool = False  # the grace period or --once timeout ended delivery
+
+    @property
+    def pending(self) -> bool:
+        return any(s.pending_events for s in self.sinks)
+
+
+class Sidecar:
+    def __init__(self, options: EngineOptions, sinks: Sequence[Sink[Any]]) -> None:
+        self.options = options
+        self.layout = SpoolLayout(options.spool_dir, options.deadletter_path)
+        self.sinks = list(sinks)
+        self.wakeup = Wakeup()
+        self.started_at = time.time()
+        self.state = "starting"
+        self.report = RunReport()
+        self.deadletter: DeadLetter | None = None
+        self.runners: list[SinkRunner] = []
+        self.validator: ValidatorRunner | None = None
+        self.intake: SocketIntake | None = None
+        self._lock_fd: int | None = None
+        self._stop_requested = False
+
+    # -- public ----------------------------------------------------------------------------
+
+    async def run(self) -> RunReport:
+        """Run until stopped (or, with ``--once``, until everything is delivered)."""
+        self._acquire_lock()
+        try:
+            await self._run()
+        finally:
+            self._release_lock()
+        return self.report
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        options = self.options
+        self.layout.ensure()
+        self.deadletter = DeadLetter(self.layout.deadletter)
+        self._build_consumers(self.deadletter)
+        self._draining = anyio.Event()
+        self._watch_stop = anyio.Event()
+        self._consumers_scope = anyio.CancelScope()
+        self._intake_scope = anyio.CancelScope()
+        log.info(
+            "sidecar starting",
+            extra={
+                "spool": str(options.spool_dir),
+                "socket": str(options.socket_path) if options.socket_path else None,
+                "sinks": ",".join(r.name for r in self.runners),
+                "once": options.once,
+            },
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._handle_signals, tg)
+                if self.intake is not None:
+                    await tg.start(self._serve_intake)
+                if not options.once:
+                    tg.start_soon(self._watch)
+                tg.start_soon(self._housekeeping)
+                if options.once:
+                    self._draining.set()
+                    if options.once_timeout is not None:
+                        tg.start_soon(self._cut_off_after, options.once_timeout)
+                self.state = "draining" if options.once else "running"
+                await self._run_consumers()
+                tg.cancel_scope.cancel()
+        finally:
+            await self._finish()
+
+    def _build_consumers(self, deadletter: DeadLetter) -> None:
+        options = self.options
+        layout = self.layout
+        validator = Validator(
+            "validator",
+            options.spool_dir,
+            layout.validator_cursor,
+            deadletter,
+            max_line_bytes=options.max_line_bytes,
+        )
+        self.validator = ValidatorRunner(
+            validator, self.wakeup.subscribe(), rescan_interval=options.rescan_interval
+        )
+        for sink in self.sinks:
+            pipeline = SinkPipeline(
+                sink,
+                options.spool_dir,
+                layout.cursor(sink.name),
+                deadletter,
+                max_line_bytes=options.max_line_bytes,
+                linger=options.linger,
+            )
+            self.runners.append(
+                SinkRunner(
+                    pipeline,
+                    self.wakeup.subscribe(),
+                    options.retry,
+                    rescan_interval=options.rescan_interval,
+                    stall_warning=options.stall_warning,
+                )
+            )
+        if options.socket_path is not None and not options.once:
+            self.intake = SocketIntake(
+                options.socket_path,
+                options.spool_dir,
+                deadletter,
+                self.wakeup,
+                group=options.socket_group,
+                max_line_bytes=options.max_line_bytes,
+                fsync=options.intake_fsync,
+                segment_bytes=options.intake_segment_bytes,
+                seal_after_idle=options.intake_seal_after_idle,
+            )
+
+    async def _run_consumers(self) -> None:
+        assert self.validator is not None
+        with self._consumers_scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.validator.run, self._draining)
+                for runner in self.runners:
+                    tg.start_soon(runner.run, self._draining)
+        if self._consumers_scope.cancelled_caught:
+            self.report.cut_off = True
+
+    async def _serve_intake(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        assert self.intake is not None
+        with self._intake_scope:
+            await self.intake.serve(task_status=task_status)
+
+    async def _watch(self) -> None:
+        await watch_spool(
+            self.options.spool_dir,
+            self.wakeup,
+            self._watch_stop,
+            step_ms=self.options.watch_step_ms,
+            debounce_ms=self.options.watch_debounce_ms,
+        )
+
+    async def _handle_signals(self, tg: anyio.abc.TaskGroup) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                if not self._draining.is_set() or (self.options.once and self.state != "stopping"):
+                    self.request_stop(tg, signal.Signals(signum).name)
+                else:
+                    log.warning("second signal: cutting delivery short")
+                    self._consumers_scope.cancel()
+
+    def request_stop(self, tg: anyio.abc.TaskGroup, why: str) -> None:
+        """Stop intake, then let the sinks drain for at most the grace period."""
+        log.info(
+            "stopping: intake closed, draining",
+            extra={"reason": why, "grace_s": self.options.grace},
+        )
+        self._stop_requested = True
+        self.state = "stopping"
+        self._intake_scope.cancel()
+        self._watch_stop.set()
+        self._draining.set()
+        self.wakeup.notify()
+        tg.start_soon(self._cut_off_after, self.options.grace)
+
+    async def _cut_off_after(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+        if not self._consumers_scope.cancel_called:
+            log.warning(
+                "delivery cut off; what is left stays in the spool for the next run",
+                extra={"after_s": seconds},
+            )
+            self._consumers_scope.cancel()
+
+    async def _housekeeping(self) -> None:
+        interval = min(self.options.rescan_interval, self.options.status_interval)
+        last_status = 0.0
+        while True:
+            await anyio.sleep(interval)
+            await anyio.to_thread.run_sync(self._retire)
+            if time.monotonic() - last_status >= self.options.status_interval:
+                last_status = time.monotonic()
+                await anyio.to_thread.run_sync(self._write_status)
+
+    def _retire(self) -> list[str]:
+        assert self.validator is not None
+        positions = [r.pipeline.cursor.positions for r in self.runners]
+        positions.append(self.validator.validator.cursor.positions)
+        return retire_segments(
+            self.options.spool_dir, positions, archive_dir=self.options.archive_dir
+        )
+
+    async def _finish(self) -> None:
+        """Save cursors, retire, report, close sinks: runs however the run ended."""
+        with anyio.CancelScope(shield=True):
+            self.state = "stopped"
+            consumers: list[Consumer] = [r.pipeline for r in self.runners]
+            if self.validator is not None:
+                consumers.append(self.validator.validator)
+            for consumer in consumers:
+                try:
+                    consumer.save_if_dirty()
+                except OSError as exc:
+                    log.error(
+                        "cannot save cursor", extra={"consumer": consumer.name, "error": str(exc)}
+                    )
+            try:
+                self._retire()
+            except OSError as exc:
+                log.error("cannot retire segments", extra={"error": str(exc)})
+            self._write_status()
+            self.report.sinks = [self._sink_report(r) for r in self.runners]
+            if self.deadletter is not None:
+                self.report.deadlettered = self.deadletter.count
+            async with anyio.create_task_group() as tg:
+                for runner in self.runners:
+                    tg.start_soon(self._close_sink, runner)
+            if self.validator is not None:
+                self.validator.worker.stop()
+            if self.deadletter is not None:
+                self.deadletter.close()
+            log.info(
+                "sidecar stopped",
+                extra={
+                    "delivered": sum(s.delivered for s in self.report.sinks),
+                    "pending": sum(s.pending_events for s in self.report.sinks),
+                    "dead_lettered": self.report.deadlettered,
+                    "cut_off": self.report.cut_off,
+                },
+            )
+
+    async def _close_sink(self, runner: SinkRunner) -> None:
+        with anyio.move_on_after(CLOSE_TIMEOUT) as scope:
+            try:
+                await runner.worker.run(runner.pipeline.close_sink)
+            except Exception as exc:
+                log.warning("sink close failed", extra={"sink": runner.name, "error": str(exc)})
+        if scope.cancelled_caught:
+            log.warning("sink close did not return; abandoned", extra={"sink": runner.name})
+        runner.worker.stop()
+
+    def _sink_report(self, runner: SinkRunner) -> SinkReport:
+        pending = count_pending(self.options.spool_dir, runner.pipeline.cursor.positions)
+        return SinkReport(
+            name=runner.name,
+            delivered=runner.stats.delivered,
+            pending_events=pending.lines,
+            pending_bytes=pending.bytes,
+            last_error=runner.stats.last_error,
+        )
+
+    # -- status ----------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        spool = self.options.spool_dir
+        sinks = []
+        for runner in self.runners:
+            stats = runner.stats
+            pipeline = runner.pipeline
+            left, segments = pending_bytes(spool, pipeline.cursor.positions)
+            delivering = runner.delivering_for()
+            sinks.append(
+                SinkHealth(
+                    name=runner.name,
+                    delivered_total=pipeline.cursor.delivered,
+                    delivered=stats.delivered,
+                    batches=stats.batches,
+                    failures=stats.failures,
+                    consecutive_failures=stats.consecutive_failures,
+                    rejected=stats.rejected,
+                    gave_up=stats.gave_up,
+                    dead_lettered=pipeline.dead_lettered,
+                    last_error=stats.last_error,
+                    last_error_at=stats.last_error_at,
+                    last_delivery_at=stats.last_delivery_at,
+                    delivering_for_s=None if delivering is None else round(delivering, 3),
+                    pending_bytes=left,
+                    pending_segments=segments,
+                    caught_up=stats.caught_up,
+                )
+            )
+        intake = None
+        if self.intake is not None:
+            s = self.intake.stats
+            intake = IntakeHealth(
+                socket=str(self.intake.path),
+                connections=s.connections,
+                open_connections=s.open_connections,
+                lines=s.lines,
+                oversized=s.oversized,
+                fragments=s.fragments,
+                write_errors=s.write_errors,
+            )
+        validator_left = 0
+        if self.validator is not None:
+            validator_left = pending_bytes(spool, self.validator.validator.cursor.positions)[0]
+        return Health(
+            pid=os.getpid(),
+            state=self.state,
+            started_at=self.started_at,
+            updated_at=time.time(),
+            spool=str(spool),
+            sinks=sinks,
+            validator_pending_bytes=validator_left,
+            deadletter=str(self.layout.deadletter),
+            deadletter_written=self.deadletter.count if self.deadletter else 0,
+            intake=intake,
+        )
+
+    def _write_status(self) -> None:
+        try:
+            write_health(self.layout.status, self.health())
+        except OSError as exc:
+            log.warning("cannot write the status file", extra={"error": str(exc)})
+
+    # -- single instance -------------------------------------------------------------------
+
+    def _acquire_lock(self) -> None:
+        self.layout.ensure()
+        fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise SpoolBusyError(
+                f"{self.options.spool_dir}: another floe-sidecar (pid {holder}) is serving this "
+                "spool; stop it first, or use another --spool"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

@@ -1,0 +1,89 @@
+"""A consumer's durable position in the spool: per segment, its identity and a byte offset.
+
+Segments are written concurrently (several adapter steps, the socket intake), so one position
+per segment rather than one global offset. A position names the file by inode and device plus a
+fingerprint of its first bytes, so a segment replaced or truncated under the same name is noticed
+and read again from the start instead of being skipped. Positions are saved atomically
+(tmp + fsync + rename) only after the sink accepted everything before them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+
+import msgspec
+
+from floe_sidecar.fsutil import atomic_write
+
+__all__ = [
+    "FINGERPRINT_BYTES",
+    "Cursor",
+    "SegmentPosition",
+    "fingerprint",
+    "load_cursor",
+    "save_cursor",
+]
+
+CURSOR_VERSION = 1
+FINGERPRINT_BYTES = 256
+
+log = logging.getLogger("floe_sidecar.cursor")
+
+
+class SegmentPosition(msgspec.Struct, kw_only=True):
+    ino: int
+    dev: int
+    offset: int = 0
+    # blake2b of the first ``fp_len`` bytes: tells a replaced file from the one we read.
+    fp: str = ""
+    fp_len: int = 0
+
+
+class Cursor(msgspec.Struct, kw_only=True):
+    version: int = CURSOR_VERSION
+    owner: str  # sink name, or "validator"
+    positions: dict[str, SegmentPosition] = {}
+    delivered: int = 0  # items delivered over the cursor's whole life
+    dead_lettered: int = 0
+    updated_at: float = 0.0
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Cursor)
+
+
+def fingerprint(head: bytes) -> str:
+    return hashlib.blake2b(head, digest_size=8).hexdigest()
+
+
+def load_cursor(path: Path, owner: str) -> Cursor:
+    """The saved cursor, or a fresh one. An unreadable cursor is set aside, never trusted.
+
+    Starting over re-delivers what is still in the spool (duplicates, recognisable by event id)
+    rather than skipping anything.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Cursor(owner=owner)
+    try:
+        cursor = _decoder.decode(data)
+    except msgspec.MsgspecError as exc:
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        os.replace(path, aside)
+        log.warning(
+            "cursor unreadable; set aside, starting from the oldest segment",
+            extra={"cursor": str(path), "moved_to": str(aside), "error": str(exc)},
+        )
+        return Cursor(owner=owner)
+    cursor.owner = owner
+    return cursor
+
+
+def save_cursor(path: Path, cursor: Cursor, *, durable: bool = True) -> None:
+    cursor.updated_at = time.time()
+    atomic_write(path, _encoder.encode(cursor), durable=durable)

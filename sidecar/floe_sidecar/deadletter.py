@@ -1,0 +1,122 @@
+"""The dead-letter file: everything the sidecar could not deliver, with the reason and the place.
+
+One JSON object per line::
+
+    {"at": "2026-...Z", "kind": "bad_line", "reason": "undecodable line: ...",
+     "sink": null, "segment": "2026...-events-1-ab12cd.ndjson", "offset": 1234,
+     "length": 57, "line": "{not json"}
+
+``kind`` is one of: ``bad_line`` (undecodable, invalid, unknown type, future version),
+``oversized`` (longer than the line limit; only ``head`` bytes kept), ``fragment`` (a sealed
+segment or a closed connection ended mid-line), ``rejected`` (the endpoint refused an item for
+good), ``gave_up`` (retries exhausted), ``translate_error`` (a sink could not translate the event),
+``note`` (a segment was truncated or replaced; no line attached). The raw bytes are in ``line``
+when they are UTF-8, else base64 in ``line_b64``; ``truncated`` says only the head was kept.
+Lines are data: they are stored, never evaluated. The file is owner-only.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+__all__ = [
+    "OVERSIZED_HEAD_BYTES",
+    "DeadLetter",
+    "DeadLetterRecord",
+    "read_deadletter",
+    "restore_line",
+]
+
+#: How much of an oversized line is kept in the dead-letter file.
+OVERSIZED_HEAD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    kind: str
+    reason: str
+    segment: str | None = None
+    offset: int | None = None
+    line: bytes | None = None
+    length: int | None = None  # full length when ``line`` holds only the head
+    sink: str | None = None
+
+    def to_json(self, at: str) -> dict[str, object]:
+        out: dict[str, object] = {
+            "at": at,
+            "kind": self.kind,
+            "reason": self.reason,
+            "sink": self.sink,
+            "segment": self.segment,
+            "offset": self.offset,
+        }
+        if self.line is not None:
+            out["length"] = self.length if self.length is not None else len(self.line)
+            out["truncated"] = self.length is not None and self.length > len(self.line)
+            try:
+                out["line"] = self.line.decode("utf-8")
+            except UnicodeDecodeError:
+                out["line_b64"] = base64.b64encode(self.line).decode("ascii")
+        return out
+
+
+class DeadLetter:
+    """Append-only, thread-safe: sink workers and the intake write to it concurrently."""
+
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
+        self.path = path
+        self.durable = durable
+        self.count = 0  # records written by this process
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._encoder = msgspec.json.Encoder()
+
+    def write(self, records: Iterable[DeadLetterRecord]) -> int:
+        at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        data = b"".join(self._encoder.encode(r.to_json(at)) + b"\n" for r in records)
+        if not data:
+            return 0
+        written = data.count(b"\n")
+        with self._lock:
+            if self._fd is None:
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            if self.durable:
+                os.fsync(self._fd)
+            self.count += written
+        return written
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def read_deadletter(path: Path) -> list[dict[str, object]]:
+    """All records, oldest first (for ``status`` and for tests)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return [msgspec.json.decode(line) for line in data.splitlines() if line.strip()]
+
+
+def restore_line(record: dict[str, object]) -> bytes | None:
+    """The raw bytes a record kept (for re-injection after a fix)."""
+    if isinstance(record.get("line"), str):
+        return str(record["line"]).encode("utf-8")
+    if isinstance(record.get("line_b64"), str):
+        return base64.b64decode(str(record["line_b64"]))
+    return None

@@ -1,0 +1,249 @@
+"""Reading the spool: complete lines only, from a consumer's own positions, segment by segment.
+
+A consumer (a sink, or the validator) owns one :class:`SpoolReader`. It reads ahead of the
+consumer's saved cursor; the consumer commits a :class:`Span`'s position only once it has dealt
+with the span (delivered it, or dead-lettered what was bad in it).
+
+Rules every consumer relies on:
+
+* a line is returned only once its ``\\n`` is on disk; a partial last line is left for later,
+  unless the segment is sealed (its writer closed or died): then the bytes are returned once as a
+  ``fragment`` span, so the validator can dead-letter them and everyone moves past;
+* a line longer than ``max_line_bytes`` is returned as an ``oversized`` span (its first
+  :data:`~floe_sidecar.deadletter.OVERSIZED_HEAD_BYTES` bytes and its length), never buffered whole;
+* a segment that shrank below the position, or whose inode or first bytes changed, was truncated or
+  replaced: the reader reports it through ``on_reset`` and reads it again from offset 0.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from floe_core.spool import is_sealed, list_segments
+from floe_core.transport import MAX_LINE_BYTES
+from floe_sidecar.cursor import FINGERPRINT_BYTES, SegmentPosition, fingerprint
+from floe_sidecar.deadletter import OVERSIZED_HEAD_BYTES
+
+__all__ = ["Span", "SpoolReader"]
+
+DEFAULT_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(slots=True)
+class Span:
+    """A run of complete lines from one segment, or one anomaly (oversized line, fragment)."""
+
+    segment: str
+    start: int  # offset of the first byte
+    end: int  # offset just past the span: the position to commit
+    ino: int
+    dev: int
+    fp: str
+    fp_len: int
+    lines: list[bytes] = field(default_factory=list)  # without their "\n"
+    kind: str = "lines"  # lines | oversized | fragment
+    head: bytes = b""  # oversized / fragment: the bytes kept
+    length: int = 0  # oversized / fragment: the full length
+
+    def position(self) -> SegmentPosition:
+        return SegmentPosition(
+            ino=self.ino, dev=self.dev, offset=self.end, fp=self.fp, fp_len=self.fp_len
+        )
+
+    def offsets(self) -> list[int]:
+        """Byte offset of each line (computed on demand: only dead-lettering needs them)."""
+        out = []
+        offset = self.start
+        for line in self.lines:
+            out.append(offset)
+            offset += len(line) + 1
+        return out
+
+
+@dataclass(slots=True)
+class _Buffered:
+    """Lines read from disk but not yet handed out (a consumer asked for fewer)."""
+
+    segment: str
+    lines: list[bytes]
+    index: int
+    offset: int  # offset of lines[index]
+
+
+class SpoolReader:
+    def __init__(
+        self,
+        spool_dir: Path,
+        positions: dict[str, SegmentPosition],
+        *,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        on_reset: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.spool_dir = spool_dir
+        self.max_line_bytes = max_line_bytes
+        self.chunk_bytes = max(chunk_bytes, max_line_bytes + 1)
+        self._on_reset = on_reset
+        # Read positions: ahead of the saved cursor, never behind it.
+        self._pos: dict[str, SegmentPosition] = {
+            name: SegmentPosition(ino=p.ino, dev=p.dev, offset=p.offset, fp=p.fp, fp_len=p.fp_len)
+            for name, p in positions.items()
+        }
+        self._verified: set[str] = set()
+        self._sealed_done: set[str] = set()  # sealed and read to the end: skip without stat
+        self._buffered: _Buffered | None = None
+        #: Segments found deleted since the last :meth:`take_gone` (to prune from the cursor).
+        self._gone: set[str] = set()
+
+    def take_gone(self) -> set[str]:
+        gone, self._gone = self._gone, set()
+        return gone
+
+    def read(self, max_lines: int) -> Span | None:
+        """The next span (at most ``max_lines`` lines), oldest segment first; None: caught up."""
+        if self._buffered is not None:
+            return self._from_buffer(max_lines)
+        for path in list_segments(self.spool_dir):
+            name = path.name
+            if name in self._sealed_done:
+                continue
+            span = self._read_segment(path, max_lines)
+            if span is not None:
+                return span
+        self._sealed_done.intersection_update(p.name for p in list_segments(self.spool_dir))
+        return None
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _from_buffer(self, max_lines: int) -> Span:
+        buf = self._buffered
+        assert buf is not None
+        pos = self._pos[buf.segment]
+        lines = buf.lines[buf.index : buf.index + max_lines]
+        end = buf.offset + sum(len(line) for line in lines) + len(lines)
+        span = Span(buf.segment, buf.offset, end, pos.ino, pos.dev, pos.fp, pos.fp_len, lines)
+        buf.index += len(lines)
+        buf.offset = end
+        if buf.index >= len(buf.lines):
+            self._buffered = None
+        return span
+
+    def _reset(self, name: str, reason: str, st: os.stat_result) -> SegmentPosition:
+        if self._on_reset is not None:
+            self._on_reset(name, reason)
+        pos = SegmentPosition(ino=st.st_ino, dev=st.st_dev)
+        self._pos[name] = pos
+        return pos
+
+    def _read_segment(self, path: Path, max_lines: int) -> Span | None:
+        name = path.name
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            self._forget(name)
+            return None
+        try:
+            return self._read_open_segment(fd, path, max_lines)
+        finally:
+            os.close(fd)
+
+    def _forget(self, name: str) -> None:
+        if self._pos.pop(name, None) is not None:
+            self._gone.add(name)
+        self._verified.discard(name)
+
+    def _read_open_segment(self, fd: int, path: Path, max_lines: int) -> Span | None:
+        name = path.name
+        st = os.fstat(fd)
+        pos = self._pos.get(name)
+        if pos is None:
+            pos = self._pos[name] = SegmentPosition(ino=st.st_ino, dev=st.st_dev)
+        elif (pos.ino, pos.dev) != (st.st_ino, st.st_dev):
+            pos = self._reset(name, "replaced (inode changed)", st)
+        elif st.st_size < pos.offset:
+            pos = self._reset(
+                name, f"truncated to {st.st_size} bytes, below position {pos.offset}", st
+            )
+        elif (
+            name not in self._verified
+            and pos.fp_len
+            and fingerprint(os.pread(fd, pos.fp_len, 0)) != pos.fp
+        ):
+            pos = self._reset(name, "replaced (first bytes changed)", st)
+        self._verified.add(name)
+
+        size = st.st_size
+        offset = pos.offset
+        if size <= offset:
+            if is_sealed(path) and os.fstat(fd).st_size == size:
+                self._sealed_done.add(name)
+            return None
+        data = os.pread(fd, min(self.chunk_bytes, size - offset), offset)
+        if pos.fp_len < FINGERPRINT_BYTES and offset <= pos.fp_len:
+            head = data[:FINGERPRINT_BYTES] if offset == 0 else os.pread(fd, FINGERPRINT_BYTES, 0)
+            pos.fp, pos.fp_len = fingerprint(head), len(head)
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            lines = data[:cut].split(b"\n")
+            pos.offset = offset + cut + 1
+            end = pos.offset
+            if len(lines) > max_lines:
+                rest = lines[max_lines:]
+                lines = lines[:max_lines]
+                end = offset + sum(len(line) for line in lines) + len(lines)
+                self._buffered = _Buffered(name, rest, 0, end)
+            return Span(name, offset, end, pos.ino, pos.dev, pos.fp, pos.fp_len, lines)
+        if len(data) > self.max_line_bytes:
+            return self._oversized(fd, path, pos, offset, data)
+        # A partial last line: wait for its newline, unless nobody will ever write it.
+        if is_sealed(path) and os.fstat(fd).st_size == size:
+            pos.offset = size
+            return Span(
+                name,
+                offset,
+                size,
+                pos.ino,
+                pos.dev,
+                pos.fp,
+                pos.fp_len,
+                kind="fragment",
+                head=data,
+                length=len(data),
+            )
+        return None
+
+    def _oversized(
+        self, fd: int, path: Path, pos: SegmentPosition, offset: int, data: bytes
+    ) -> Span | None:
+        """Skip a line over the limit without holding it: find its end, keep its head."""
+        scan = offset + len(data)
+        while True:
+            size = os.fstat(fd).st_size
+            if scan >= size:
+                if is_sealed(path) and os.fstat(fd).st_size == size:
+                    end = length_end = size  # the segment ends inside the oversized line
+                    break
+                return None  # still being written: look again later
+            block = os.pread(fd, self.chunk_bytes, scan)
+            newline = block.find(b"\n")
+            if newline >= 0:
+                length_end = scan + newline
+                end = length_end + 1
+                break
+            scan += len(block)
+        pos.offset = end
+        return Span(
+            path.name,
+            offset,
+            end,
+            pos.ino,
+            pos.dev,
+            pos.fp,
+            pos.fp_len,
+            kind="oversized",
+            head=data[:OVERSIZED_HEAD_BYTES],
+            length=length_end - offset,
+        )

@@ -1,0 +1,195 @@
+"""The async half of each consumer: when to read, deliver, retry, wait, and stop.
+
+One :class:`SinkRunner` per sink and one :class:`ValidatorRunner` run side by side in the
+sidecar's task group. They share nothing but the wake-up signal, so a slow, failing or hung sink
+never holds back another: its backlog simply stays in the spool, behind its own cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import anyio
+
+from floe_sidecar.pipeline import Batch, SinkPipeline, Validator
+from floe_sidecar.retry import RetryPolicy
+from floe_sidecar.sinks.base import Rejection
+from floe_sidecar.wakeup import Subscription
+from floe_sidecar.worker import ThreadWorker
+
+__all__ = ["SinkRunner", "SinkStats", "ValidatorRunner"]
+
+log = logging.getLogger("floe_sidecar.runner")
+
+
+@dataclass
+class SinkStats:
+    delivered: int = 0  # items, this process
+    batches: int = 0
+    failures: int = 0  # failed deliver attempts, this process
+    consecutive_failures: int = 0
+    rejected: int = 0
+    gave_up: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None  # wall clock
+    last_delivery_at: float | None = None  # wall clock
+    caught_up: bool = False
+
+
+class SinkRunner:
+    def __init__(
+        self,
+        pipeline: SinkPipeline,
+        subscription: Subscription,
+        retry: RetryPolicy,
+        *,
+        rescan_interval: float = 1.0,
+        stall_warning: float = 30.0,
+    ) -> None:
+        self.pipeline = pipeline
+        self.name = pipeline.name
+        self.worker = ThreadWorker(f"sink-{self.name}")
+        self.subscription = subscription
+        self.retry = retry
+        self.rescan_interval = rescan_interval
+        self.stall_warning = stall_warning
+        self.stats = SinkStats()
+
+    async def run(self, draining: anyio.Event) -> None:
+        """Deliver until cancelled; once ``draining`` is set, return as soon as caught up."""
+        while True:
+            batch = await self.worker.run(self.pipeline.prepare)
+            if batch is None:
+                self.stats.caught_up = True
+                if draining.is_set():
+                    await self.worker.run(self.pipeline.save_if_dirty)
+                    return
+                await self.worker.run(self.pipeline.save_if_dirty)
+                await self.subscription.wait(self.rescan_interval)
+                continue
+            self.stats.caught_up = False
+            await self._deliver(batch)
+
+    async def _deliver(self, batch: Batch) -> None:
+        failures = 0
+        first_failure = 0.0
+        gave_up: str | None = None
+        rejections: list[Rejection] = []
+        while True:
+            try:
+                rejections = list(await self._attempt(batch))
+                break
+            except Exception as exc:
+                failures += 1
+                now = time.monotonic()
+                if failures == 1:
+                    first_failure = now
+                error = f"{type(exc).__name__}: {exc}"
+                self.stats.failures += 1
+                self.stats.consecutive_failures += 1
+                self.stats.last_error = error
+                self.stats.last_error_at = time.time()
+                if self.retry.gives_up(failures, now - first_failure):
+                    gave_up = f"gave up after {failures} attempts: {error}"
+                    log.error(
+                        "delivery failed; giving up on the batch (dead-lettered)",
+                        extra={"sink": self.name, "items": len(batch.items), "error": error},
+                    )
+                    break
+                delay = self.retry.delay(failures)
+                log.warning(
+                    "delivery failed; retrying",
+                    extra={
+                        "sink": self.name,
+                        "attempt": failures,
+                        "retry_in_s": round(delay, 3),
+                        "items": len(batch.items),
+                        "error": error,
+                    },
+                )
+                await anyio.sleep(delay)
+        delivered = await self.worker.run(partial(self.pipeline.commit, batch, rejections, gave_up))
+        stats = self.stats
+        stats.delivered += delivered
+        stats.batches += 1
+        stats.rejected += len(rejections) if gave_up is None else 0
+        stats.gave_up += len(batch.items) if gave_up is not None else 0
+        if gave_up is None:
+            stats.consecutive_failures = 0
+            stats.last_delivery_at = time.time()
+            if failures:
+                log.info(
+                    "delivery recovered",
+                    extra={"sink": self.name, "failed_attempts": failures},
+                )
+        if rejections and gave_up is None:
+            log.warning(
+                "endpoint rejected items; dead-lettered",
+                extra={
+                    "sink": self.name,
+                    "rejected": len(rejections),
+                    "first": rejections[0].reason,
+                },
+            )
+
+    async def _attempt(self, batch: Batch) -> Any:
+        """One ``deliver`` on the worker thread, with a warning when it takes very long."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._warn_if_stalled, len(batch.items))
+            try:
+                return await self.worker.run(partial(self.pipeline.deliver, batch))
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _warn_if_stalled(self, items: int) -> None:
+        waited = 0.0
+        while True:
+            await anyio.sleep(self.stall_warning)
+            waited += self.stall_warning
+            self.stats.last_error = f"deliver has not returned for {waited:.0f} s"
+            self.stats.last_error_at = time.time()
+            log.warning(
+                "deliver has not returned yet; this sink is stalled (others go on)",
+                extra={"sink": self.name, "waited_s": waited, "items": items},
+            )
+
+    def delivering_for(self) -> float | None:
+        since = self.worker.busy_since
+        return None if since is None else time.monotonic() - since
+
+
+class ValidatorRunner:
+    def __init__(
+        self, validator: Validator, subscription: Subscription, *, rescan_interval: float = 1.0
+    ) -> None:
+        self.validator = validator
+        self.worker = ThreadWorker("validator")
+        self.subscription = subscription
+        self.rescan_interval = rescan_interval
+        self.caught_up = False
+
+    async def run(self, draining: anyio.Event) -> None:
+        while True:
+            checked = await self.worker.run(self._step_many)
+            if checked:
+                self.caught_up = False
+                continue
+            self.caught_up = True
+            await self.worker.run(self.validator.save_if_dirty)
+            if draining.is_set():
+                return
+            await self.subscription.wait(self.rescan_interval)
+
+    def _step_many(self) -> int:
+        """Several spans per thread hop: the validator is cheap per line."""
+        total = 0
+        while total < 20_000:
+            checked = self.validator.step()
+            if checked is None:
+                break
+            total += checked
+        return total

@@ -1,0 +1,1 @@
+"""Where events come from: the Unix socket (persisted to the spool first) and the spool itself."""

@@ -1,0 +1,241 @@
+"""The socket intake: NDJSON over a Unix stream socket, persisted to the spool before the ACK.
+
+Protocol (see :mod:`floe_core.transport`): the client sends complete event lines; after the
+sidecar has written a run of them to its own spool segment it answers ``ACK <n>\\n`` for those
+``n`` lines of that connection (each ACK covers the next ``n`` lines, in order). What the client
+never got an ACK for is the client's to write to the spool itself, so a crash between receipt and
+persistence loses nothing (at worst the last unacknowledged lines arrive twice, same event ids).
+
+Lines are persisted as received, unparsed (a line is data, never code): the validator reports
+bad ones from the spool like any other. A line over the size limit is not written to the spool:
+its head and length go to the dead-letter file and it is acknowledged like the others (it was
+persisted, in the dead-letter), and the connection goes on. A connection that ends mid-line has
+that fragment dead-lettered (it was never acknowledged).
+
+The socket is created owner-only (0600) under a restrictive umask, so it is never reachable by
+others even for a moment; with ``group`` it is 0660 and owned by that group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import logging
+import os
+import socket
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+from floe_core.spool import SpoolWriter
+from floe_core.transport import MAX_LINE_BYTES, format_ack
+from floe_sidecar.deadletter import DeadLetter, DeadLetterRecord
+from floe_sidecar.sources.framing import LineFramer, LineHead
+from floe_sidecar.wakeup import Wakeup
+
+__all__ = ["IntakeStats", "SocketInStateError", "SocketIntake", "bind_unix_socket"]
+
+log = logging.getLogger("floe_sidecar.intake")
+
+RECEIVE_BYTES = 64 * 1024
+
+
+class SocketInStateError(RuntimeError):
+    """The socket path is taken (another sidecar listens there, or it is not a socket)."""
+
+
+@dataclass
+class IntakeStats:
+    connections: int = 0  # accepted, this process
+    open_connections: int = 0
+    lines: int = 0  # persisted to the spool
+    oversized: int = 0
+    fragments: int = 0
+    write_errors: int = 0
+
+
+def bind_unix_socket(path: Path, *, group: str | None = None) -> socket.socket:
+    """A bound, listening socket at ``path``, owner-only (or group-shared)."""
+    gid = None
+    if group is not None:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise SocketInStateError(f"--socket-group {group!r}: no such group") from None
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise SocketInStateError(f"{path} exists and is not a socket; not replacing it")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            os.unlink(path)  # a stale socket left by a sidecar that died
+        else:
+            raise SocketInStateError(f"{path}: another process is listening on this socket")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old_umask = os.umask(0o177)  # the socket is born 0600: no window where others connect
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old_umask)
+        if gid is not None:
+            os.chown(path, -1, gid)
+            os.chmod(path, 0o660)
+        else:
+            os.chmod(path, 0o600)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class SocketIntake:
+    def __init__(
+        self,
+        path: Path,
+        spool_dir: Path,
+        deadletter: DeadLetter,
+        wakeup: Wakeup,
+        *,
+        group: str | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        fsync: bool = False,
+        segment_bytes: int = 16 * 1024 * 1024,
+        seal_after_idle: float = 2.0,
+    ) -> None:
+        self.path = path
+        self.deadletter = deadletter
+        self.wakeup = wakeup
+        self.group = group
+        self.max_line_bytes = max_line_bytes
+        self.fsync = fsync
+        self.seal_after_idle = seal_after_idle
+        self.writer = SpoolWriter(spool_dir, prefix="sidecar", max_segment_bytes=segment_bytes)
+        self.stats = IntakeStats()
+        self._last_append = 0.0
+        self._inode: int | None = None
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Accept connections until cancelled; then seal the segment and remove the socket."""
+        sock = bind_unix_socket(self.path, group=self.group)
+        self._inode = os.stat(self.path).st_ino
+        listener = await anyio.abc.SocketListener.from_socket(sock)
+        log.info("listening", extra={"socket": str(self.path)})
+        task_status.started()
+        try:
+            async with listener, anyio.create_task_group() as tg:
+                tg.start_soon(self._seal_when_idle)
+                while True:
+                    stream = await listener.accept()
+                    tg.start_soon(self._serve_connection, stream)
+        finally:
+            self.writer.close()
+            self._remove_socket()
+
+    def _remove_socket(self) -> None:
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
+
+    async def _seal_when_idle(self) -> None:
+        """Close the intake segment after a quiet spell, so it can be delivered and removed."""
+        while True:
+            await anyio.sleep(min(1.0, self.seal_after_idle))
+            if (
+                self.writer.segment is not None
+                and time.monotonic() - self._last_append >= self.seal_after_idle
+            ):
+                self.writer.close()
+                self.writer.segment = None
+
+    async def _serve_connection(self, stream: anyio.abc.SocketStream) -> None:
+        stats = self.stats
+        stats.connections += 1
+        stats.open_connections += 1
+        framer = LineFramer(self.max_line_bytes)
+        try:
+            async with stream:
+                while True:
+                    try:
+                        data = await stream.receive(RECEIVE_BYTES)
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        break
+                    framed = framer.feed(data)
+                    if not framed.count:
+                        continue
+                    if not await self._persist(framed.lines, framed.oversized):
+                        return  # not acknowledged: the client keeps them and spools them itself
+                    try:
+                        await stream.send(format_ack(framed.count))
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        break  # persisted anyway; the client may send them again (same ids)
+                unfinished = framer.unfinished()
+                if unfinished is not None:
+                    stats.fragments += 1
+                    await self._dead_letter(
+                        [self._record("fragment", "connection closed mid-line", unfinished)]
+                    )
+        finally:
+            stats.open_connections -= 1
+
+    async def _persist(self, lines: list[bytes], oversized: list[LineHead]) -> bool:
+        if oversized:
+            self.stats.oversized += len(oversized)
+            await self._dead_letter(
+                [
+                    self._record(
+                        "oversized",
+                        f"line of {o.length} bytes exceeds the {self.max_line_bytes}-byte limit; "
+                        f"only its first {len(o.head)} bytes are kept",
+                        o,
+                    )
+                    for o in oversized
+                ]
+            )
+        if lines:
+            lines.append(b"")  # so the join ends with a newline
+            try:
+                self.writer.append(b"\n".join(lines))
+                if self.fsync:
+                    await anyio.to_thread.run_sync(self.writer.fsync)
+            except OSError as exc:
+                self.stats.write_errors += 1
+                log.error(
+                    "cannot persist received lines; closing the connection unacknowledged",
+                    extra={"error": str(exc)},
+                )
+                self.writer.close()
+                return False
+            self._last_append = time.monotonic()
+            self.stats.lines += len(lines) - 1
+            self.wakeup.notify()
+        return True
+
+    def _record(self, kind: str, reason: str, head: LineHead) -> DeadLetterRecord:
+        return DeadLetterRecord(
+            kind=kind,
+            reason=f"socket intake: {reason}",
+            segment=None,
+            offset=None,
+            line=head.head,
+            length=head.length,
+        )
+
+    async def _dead_letter(self, records: list[DeadLetterRecord]) -> None:
+        await anyio.to_thread.run_sync(self.deadletter.write, records)

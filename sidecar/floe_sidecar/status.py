@@ -1,0 +1,293 @@
+"""Health: what each sink has delivered, what is still pending, and what went wrong.
+
+The running sidecar rewrites ``<spool>/.sidecar/status.json`` every few seconds (and when it
+stops). ``floe-sidecar status --spool DIR`` combines that file with the cursors and the segments
+on disk, so it answers even when the sidecar is not running: per sink, delivered (items), pending
+(complete lines and bytes not yet behind its cursor), how old the oldest pending event is, and the
+last error.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from floe_core.spool import list_segments
+from floe_sidecar.cursor import Cursor, SegmentPosition, load_cursor
+from floe_sidecar.deadletter import read_deadletter
+from floe_sidecar.fsutil import atomic_write
+from floe_sidecar.layout import SpoolLayout
+
+__all__ = [
+    "Health",
+    "Pending",
+    "SinkHealth",
+    "count_pending",
+    "pending_bytes",
+    "read_health",
+    "render_status",
+    "spool_status",
+    "write_health",
+]
+
+_READ_BYTES = 1024 * 1024
+
+
+class SinkHealth(msgspec.Struct, kw_only=True):
+    name: str
+    delivered_total: int  # items, over the cursor's life
+    delivered: int = 0  # items, this process
+    batches: int = 0
+    failures: int = 0  # failed deliver attempts, this process
+    consecutive_failures: int = 0
+    rejected: int = 0
+    gave_up: int = 0
+    dead_lettered: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    last_delivery_at: float | None = None
+    delivering_for_s: float | None = None  # the current deliver call has run this long
+    pending_bytes: int = 0
+    pending_segments: int = 0
+    caught_up: bool = False
+
+
+class IntakeHealth(msgspec.Struct, kw_only=True):
+    socket: str
+    connections: int
+    open_connections: int
+    lines: int
+    oversized: int
+    fragments: int
+    write_errors: int
+
+
+class Health(msgspec.Struct, kw_only=True):
+    version: int = 1
+    pid: int
+    state: str  # running | draining | stopped
+    started_at: float
+    updated_at: float
+    spool: str
+    sinks: list[SinkHealth]
+    validator_pending_bytes: int = 0
+    deadletter: str
+    deadletter_written: int = 0  # records, this process
+    intake: IntakeHealth | None = None
+
+
+_health_encoder = msgspec.json.Encoder()
+_health_decoder = msgspec.json.Decoder(Health)
+
+
+def write_health(path: Path, health: Health) -> None:
+    atomic_write(path, _health_encoder.encode(health) + b"\n", durable=False)
+
+
+def read_health(path: Path) -> Health | None:
+    try:
+        return _health_decoder.decode(path.read_bytes())
+    except (FileNotFoundError, msgspec.MsgspecError):
+        return None
+
+
+def _start(position: SegmentPosition | None, st: os.stat_result) -> int:
+    """Where a consumer stands in a segment: 0 if it never read it (or it is another file)."""
+    if position is None or (position.ino, position.dev) != (st.st_ino, st.st_dev):
+        return 0
+    return min(position.offset, st.st_size)
+
+
+def pending_bytes(spool_dir: Path, positions: dict[str, SegmentPosition]) -> tuple[int, int]:
+    """(bytes, segments) not yet behind ``positions``: cheap, from ``stat`` alone."""
+    total = segments = 0
+    for path in list_segments(spool_dir):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue
+        left = st.st_size - _start(positions.get(path.name), st)
+        if left > 0:
+            total += left
+            segments += 1
+    return total, segments
+
+
+@dataclass(frozen=True)
+class Pending:
+    lines: int  # complete lines
+    bytes: int
+    oldest_at: float | None  # when the oldest pending event was emitted (epoch seconds)
+
+
+class _Stamp(msgspec.Struct):
+    emitted_at: datetime | None = None
+
+
+_stamp_decoder = msgspec.json.Decoder(_Stamp)
+
+
+def count_pending(spool_dir: Path, positions: dict[str, SegmentPosition]) -> Pending:
+    """Complete lines after ``positions`` (reads the pending bytes once, in chunks)."""
+    lines = total = 0
+    oldest: float | None = None
+    for path in list_segments(spool_dir):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            st = os.fstat(fd)
+            offset = _start(positions.get(path.name), st)
+            total += st.st_size - offset
+            first = True
+            while offset < st.st_size:
+                data = os.pread(fd, min(_READ_BYTES, st.st_size - offset), offset)
+                if not data:
+                    break
+                lines += data.count(b"\n")
+                if first and oldest is None:
+                    oldest = _emitted_at(data, st.st_mtime)
+                first = False
+                offset += len(data)
+        finally:
+            os.close(fd)
+    return Pending(lines, total, oldest)
+
+
+def _emitted_at(data: bytes, fallback: float) -> float | None:
+    line, newline, _ = data.partition(b"\n")
+    if not newline:
+        return None
+    try:
+        stamp = _stamp_decoder.decode(line).emitted_at
+    except msgspec.MsgspecError:
+        return fallback
+    if stamp is None:
+        return fallback
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def sidecar_pid(layout: SpoolLayout) -> int | None:
+    """The pid of the sidecar holding this spool's lock, or None when none runs."""
+    try:
+        fd = os.open(layout.lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else -1
+        return None
+    finally:
+        os.close(fd)
+
+
+def spool_status(layout: SpoolLayout) -> dict[str, object]:
+    """Everything ``status`` shows, as plain data (``--json`` prints it as is)."""
+    now = time.time()
+    health = read_health(layout.status)
+    by_name = {s.name: s for s in health.sinks} if health else {}
+    configured = [s.name for s in health.sinks] if health else []
+    names = configured + [n for n in layout.cursor_names() if n not in by_name]
+    sinks = []
+    for name in names:
+        cursor: Cursor = load_cursor(layout.cursor(name), name)
+        pending = count_pending(layout.spool_dir, cursor.positions)
+        live = by_name.get(name)
+        sinks.append(
+            {
+                "name": name,
+                "configured_in_last_run": name in by_name,
+                "delivered": cursor.delivered,
+                "pending_events": pending.lines,
+                "pending_bytes": pending.bytes,
+                "oldest_pending_age_s": None
+                if pending.oldest_at is None or pending.lines == 0
+                else round(max(0.0, now - pending.oldest_at), 3),
+                "dead_lettered": cursor.dead_lettered,
+                "last_error": live.last_error if live else None,
+                "last_error_at": live.last_error_at if live else None,
+                "consecutive_failures": live.consecutive_failures if live else 0,
+                "delivering_for_s": live.delivering_for_s if live else None,
+            }
+        )
+    segments = list_segments(layout.spool_dir)
+    size = 0
+    for path in segments:
+        try:
+            size += path.stat().st_size
+        except FileNotFoundError:
+            continue
+    pid = sidecar_pid(layout)
+    return {
+        "spool": str(layout.spool_dir),
+        "running": pid is not None,
+        "pid": pid,
+        "state": (health.state if health and pid is not None else "not running"),
+        "status_updated_s_ago": None if health is None else round(now - health.updated_at, 3),
+        "segments": len(segments),
+        "segment_bytes": size,
+        "deadletter": str(layout.deadletter),
+        "deadletter_records": len(read_deadletter(layout.deadletter)),
+        "sinks": sinks,
+    }
+
+
+def _age(seconds: object) -> str:
+    if not isinstance(seconds, int | float):
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def render_status(status: dict[str, object]) -> str:
+    lines = []
+    running = (
+        f"running (pid {status['pid']}, {status['state']})" if status["running"] else "not running"
+    )
+    updated = _age(status["status_updated_s_ago"])
+    lines.append(f"sidecar: {running}; status file updated {updated} ago")
+    lines.append(
+        f"spool: {status['spool']}: {status['segments']} segments, {status['segment_bytes']} bytes"
+    )
+    lines.append(f"dead-letter: {status['deadletter_records']} records in {status['deadletter']}")
+    rows = [("SINK", "DELIVERED", "PENDING", "PENDING BYTES", "OLDEST PENDING", "LAST ERROR")]
+    sinks = status["sinks"]
+    assert isinstance(sinks, list)
+    for sink in sinks:
+        name = sink["name"] + ("" if sink["configured_in_last_run"] else " (not configured)")
+        error = sink["last_error"] or "-"
+        if sink["delivering_for_s"]:
+            error = f"deliver running for {_age(sink['delivering_for_s'])}; {error}"
+        rows.append(
+            (
+                name,
+                str(sink["delivered"]),
+                str(sink["pending_events"]),
+                str(sink["pending_bytes"]),
+                _age(sink["oldest_pending_age_s"]),
+                error,
+            )
+        )
+    if len(rows) == 1:
+        lines.append("no sink has a cursor in this spool yet")
+    else:
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for row in rows:
+            cells = [row[i].ljust(widths[i]) for i in range(5)]
+            lines.append("  ".join([*cells, row[5]]).rstrip())
+    return "\n".join(lines)
