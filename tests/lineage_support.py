@@ -118,6 +118,8 @@ class Receiver:
     batch: bool = False
     hang_s: float = 3.0
     reject: Callable[[dict[str, Any]], bool] | None = None
+    # After this many accepted requests, switch to "unavailable" (an outage mid-batch).
+    fail_after: int | None = None
     received: list[Received] = field(default_factory=list)
     requests: list[tuple[str, int]] = field(default_factory=list)  # (path, status answered)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -160,7 +162,9 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -170,6 +174,8 @@ class Receiver:
 
     def _answer(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         arrived = time.time()
+        if self.fail_after is not None and len(self.received) >= self.fail_after:
+            self.mode, self.fail_after = "unavailable", None
         if self.mode == "unavailable":
             return self._log(path, 503, "backend unavailable")
         if self.mode == "hang":
