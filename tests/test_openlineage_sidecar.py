@@ -1,0 +1,146 @@
+"""The real sidecar process delivers lineage to a real HTTP backend on loopback, in order per run,
+through an outage (503s, then timeouts), a crash (SIGKILL) and a restart, losing nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lineage_support import Receiver, assert_run_order, shop_events
+
+from floe_core.events import Event, encode_event
+from floe_core.spool import SpoolWriter
+from floe_sidecar.openlineage import translate_event
+
+SIDECAR = Path(sys.executable).parent / "floe-sidecar"
+SINK = "python:floe_sidecar.openlineage.sink:build_openlineage_sink"
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def write(spool: Path, events: list[Event]) -> None:
+    with SpoolWriter(spool, prefix="test") as writer:
+        writer.append(b"".join(encode_event(e) for e in events))
+
+
+def canonical(event: dict[str, Any]) -> str:
+    return json.dumps(event, sort_keys=True)
+
+
+class Sidecar:
+    def __init__(self, spool: Path, receiver: Receiver, cwd: Path) -> None:
+        self.spool = spool
+        self.env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(cwd),
+            "OPENLINEAGE__TRANSPORT__TYPE": "http",
+            "OPENLINEAGE__TRANSPORT__URL": receiver.url,
+            "OPENLINEAGE__TRANSPORT__TIMEOUT": "0.5",
+        }
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                str(SIDECAR),
+                "--spool",
+                str(self.spool),
+                "--no-default-sinks",
+                "--sink",
+                SINK,
+                "--retry-initial",
+                "0.1",
+                "--retry-max",
+                "0.3",
+                "--log-format",
+                "text",
+            ],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.cwd / "sidecar.log", "ab"),  # noqa: SIM115 - owned by the child
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=30)
+        self.process = None
+        return code
+
+    def log(self) -> str:
+        path = self.cwd / "sidecar.log"
+        return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+def test_outage_crash_and_restart_lose_nothing_and_keep_run_order(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    spool = tmp_path / ".floe" / "spool"
+    first, second = shop_events(), shop_events(fail_model="stg_payments")
+    expected = [item for e in first + second for item in translate_event(e)]
+    half = len(first) // 2
+    sidecar = Sidecar(spool, receiver, tmp_path)
+    sidecar.start()
+    try:
+        # Healthy backend: the first half of run 1 flows through.
+        write(spool, first[:half])
+        delivered = [item for e in first[:half] for item in translate_event(e)]
+        wait_for(lambda: len(receiver.events()) >= len(delivered), "the first half")
+        assert receiver.events() == delivered
+
+        # Outage: 503s...
+        receiver.mode = "unavailable"
+        write(spool, first[half:])
+        wait_for(lambda: [s for _, s in receiver.requests].count(503) >= 3, "503 retries")
+        # ...then a backend that accepts connections and never answers.
+        receiver.hang_s = 1.0
+        receiver.mode = "hang"
+        wait_for(lambda: [s for _, s in receiver.requests].count(504) >= 2, "timeouts")
+        assert len(receiver.events()) == len(delivered)
+
+        # The sidecar dies mid-outage, and comes back after the backend does.
+        sidecar.stop(signal.SIGKILL)
+        receiver.mode = "ok"
+        write(spool, second)
+        sidecar.start()
+        wait_for(
+            lambda: {canonical(e) for e in receiver.events()} >= {canonical(e) for e in expected},
+            "every event after the restart",
+        )
+        assert sidecar.stop() == 0
+    finally:
+        if sidecar.process is not None:
+            sidecar.stop(signal.SIGKILL)
+
+    got = receiver.events()
+    assert {canonical(e) for e in got} == {canonical(e) for e in expected}, sidecar.log()
+    assert_run_order(got)
+    # Per run, the events arrive in the order the runs' states changed.
+    for run_id in {e["run"]["runId"] for e in expected}:
+        want = [e["eventType"] for e in expected if e["run"]["runId"] == run_id]
+        seen = [e["eventType"] for e in got if e["run"]["runId"] == run_id]
+        assert [s for i, s in enumerate(seen) if s not in seen[:i]] == want
