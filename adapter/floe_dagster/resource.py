@@ -1,0 +1,145 @@
+"""A ``DbtCliResource`` that starts dbt without dagster-dbt's start-up tax.
+
+``DbtCliResource.cli`` does two expensive things before dbt starts, on every step:
+
+1. ``dbt --version`` in a subprocess (to tell dbt Core from Fusion): a full dbt start-up that
+   imports every installed adapter plugin and asks the package index for the latest version.
+2. ``_initialize_dbt_core_adapter``: loads the profile and project and registers a dbt adapter
+   in the Dagster process, loading dbt's macros; only ``fetch_column_metadata`` /
+   ``fetch_row_counts`` use that adapter, and floe uses neither.
+
+:meth:`FloeDbtResource.start` keeps everything else of ``cli()`` (dagster-dbt's subset selection,
+unique target path, partial-parse reuse, environment, ``DbtCliInvocation`` and its Dagster
+events), takes the dbt version from the installed dbt-core package instead of a subprocess, and
+creates no adapter. ``bench/materialize_bench.py`` measures the difference.
+
+It can also hand every parsed dbt log line to a callback *before* dagster-dbt sees it, and keep
+dbt's debug-level lines (needed for floe's node events) out of the Dagster compute log.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, OpExecutionContext
+from dagster_dbt import DbtCliInvocation, DbtCliResource
+from dagster_dbt.asset_utils import (
+    DBT_INDIRECT_SELECTION_ENV,
+    extract_runtime_selection_from_args,
+    get_updated_cli_invocation_params_for_context,
+)
+from dagster_dbt.compat import DBT_PYTHON_VERSION
+from dagster_dbt.dagster_dbt_translator import DagsterDbtTranslator
+from packaging import version
+
+__all__ = ["FloeDbtCliInvocation", "FloeDbtResource", "RawLineCallback"]
+
+RawLineCallback = Callable[[Mapping[str, Any]], None]
+
+
+@dataclass
+class FloeDbtCliInvocation(DbtCliInvocation):
+    """A ``DbtCliInvocation`` whose parsed lines also go to ``on_raw_line``.
+
+    Debug-level lines are passed to the callback and then withheld from dagster-dbt, so the
+    Dagster compute log shows what a plain run shows.
+    """
+
+    on_raw_line: RawLineCallback | None = field(default=None, repr=False)
+
+    def _stream_stdout(self) -> Iterator[str | dict[str, Any]]:
+        callback = self.on_raw_line
+        for raw in super()._stream_stdout():
+            if isinstance(raw, dict):
+                if callback is not None:
+                    callback(raw)
+                info = raw.get("info")
+                if isinstance(info, dict) and info.get("level") == "debug":
+                    continue
+            yield raw
+
+
+class FloeDbtResource(DbtCliResource):
+    """dagster-dbt's resource, pointed at floe's generated profiles, with a fast :meth:`start`."""
+
+    def start(
+        self,
+        args: Sequence[str],
+        *,
+        context: OpExecutionContext | AssetExecutionContext,
+        env: Mapping[str, str] | None = None,
+        on_raw_line: RawLineCallback | None = None,
+        debug_lines: bool = False,
+        raise_on_error: bool = True,
+    ) -> FloeDbtCliInvocation:
+        """Start ``dbt <args>`` for the assets selected in ``context``.
+
+        ``env`` is added to dbt's environment; ``debug_lines`` makes dbt write its debug-level
+        events to stdout (for ``on_raw_line``; they never reach the Dagster log).
+        """
+        cleaned_args, selects, excludes = extract_runtime_selection_from_args(args)
+        params = get_updated_cli_invocation_params_for_context(
+            context=context,
+            manifest={},
+            dagster_dbt_translator=DagsterDbtTranslator(),
+            runtime_selects=selects,
+            runtime_excludes=excludes,
+        )
+        target_path = self._get_unique_target_path(context=context)
+        project_dir = Path(
+            params.dbt_project.project_dir if params.dbt_project else self.project_dir
+        )
+        if not target_path.is_absolute():
+            target_path = project_dir / target_path
+        dbt_env = {
+            **os.environ,
+            "DAGSTER_DBT_CLI": "true",
+            "PYTHONUNBUFFERED": "1",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_LOG_FORMAT": "json",
+            "DBT_TARGET_PATH": os.fspath(target_path),
+            "DBT_LOG_PATH": os.fspath(target_path),
+            **({"DBT_PROFILES_DIR": self.profiles_dir} if self.profiles_dir else {}),
+            "DBT_PROJECT_DIR": str(project_dir),
+            **(env or {}),
+        }
+        if debug_lines:
+            dbt_env["DBT_LOG_LEVEL"] = "debug"
+        if params.indirect_selection:
+            dbt_env[DBT_INDIRECT_SELECTION_ENV] = params.indirect_selection
+        profile_args: list[str] = []
+        if self.profile:
+            profile_args += ["--profile", self.profile]
+        if self.target:
+            profile_args += ["--target", self.target]
+        invocation = FloeDbtCliInvocation.run(
+            args=[
+                self.dbt_executable,
+                *self.global_config_flags,
+                *cleaned_args,
+                *profile_args,
+                *params.selection_args,
+            ],
+            env=dbt_env,
+            manifest=params.manifest,
+            dagster_dbt_translator=params.dagster_dbt_translator,
+            project_dir=project_dir,
+            target_path=target_path,
+            raise_on_error=raise_on_error,
+            context=context,
+            adapter=None,
+            cli_version=self._installed_version(),
+            dbt_project=params.dbt_project,
+        )
+        assert isinstance(invocation, FloeDbtCliInvocation)
+        invocation.on_raw_line = on_raw_line
+        return invocation
+
+    def _installed_version(self) -> version.Version:
+        if DBT_PYTHON_VERSION is not None:
+            return DBT_PYTHON_VERSION
+        return self._cli_version  # no dbt-core in this interpreter: ask the executable

@@ -1,0 +1,259 @@
+"""The body of the dbt assets step: run dbt, yield Dagster events, emit floe events as they happen.
+
+Per dbt log line, in the thread that reads dbt's stdout: the line goes to the
+:class:`DbtEventBuilder` (floe events, written at once by the emitter) and then to dagster-dbt
+(asset materializations and check results). At the end of the step: the invocation is closed if
+dbt never closed it, ``RunFinished`` is written, the emitter waits briefly for the sidecar's acks,
+and what happened to the events (acknowledged, spooled, dropped) goes to the Dagster log and to
+run tags ``floe/events_*``.
+
+Nothing here may fail the step on behalf of observability: event building and emission errors are
+logged once and counted, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext
+
+from floe_core import ids
+from floe_core.artifacts import CompiledArtifacts
+from floe_core.events import DagsterRun, NodeFinished, NodeStarted
+from floe_dagster.dbt_events import DbtEventBuilder, strip_ansi
+from floe_dagster.emitter import EmitStats, EventEmitter, EventSink, spool_dir_from_env
+from floe_dagster.logs import configure_logging, trace_scope, with_trace
+from floe_dagster.manifest import ManifestIndex
+from floe_dagster.resource import FloeDbtCliInvocation, FloeDbtResource
+from floe_dbt.connection import connection_identity
+
+__all__ = [
+    "DBT_TRACE_ENV",
+    "EVENTS_DROPPED_TAG",
+    "EVENTS_EMITTED_TAG",
+    "StepPlan",
+    "events_enabled",
+    "run_dbt_step",
+]
+
+log = logging.getLogger("floe_dagster.step")
+
+DBT_TRACE_ENV = "DBT_ENV_CUSTOM_ENV_FLOE_TRACE_ID"  # dbt puts it in `info.extra` of every line
+DBT_SPAN_ENV = "DBT_ENV_CUSTOM_ENV_FLOE_SPAN_ID"
+EVENTS_EMITTED_TAG = "floe/events_emitted"
+EVENTS_SPOOLED_TAG = "floe/events_spooled"
+EVENTS_DROPPED_TAG = "floe/events_dropped"
+
+
+def events_enabled(artifacts: CompiledArtifacts) -> bool:
+    """Standalone mode (neither lineage nor traces): no events, no socket, no spool."""
+    return artifacts.observability.lineage or artifacts.observability.traces
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What the step needs, prepared once when the definitions load."""
+
+    artifacts: CompiledArtifacts
+    index: ManifestIndex
+    dbt_args: tuple[str, ...] = ("build",)
+
+    @property
+    def default_spool_dir(self) -> Path:
+        """``.floe/spool`` next to the floe.yaml the artifacts were compiled from."""
+        return Path(self.artifacts.source_path).parent / ".floe" / "spool"
+
+
+class _Observer:
+    """Turns dbt lines into floe events and writes them; swallows its own failures."""
+
+    def __init__(
+        self,
+        context: AssetExecutionContext,
+        builder: DbtEventBuilder,
+        emitter: EventSink,
+    ) -> None:
+        self.context = context
+        self.builder = builder
+        self.emitter = emitter
+        self.internal_error: str | None = None
+
+    def on_line(self, line: Mapping[str, Any]) -> None:
+        try:
+            for event in self.builder.handle(line):
+                self.emitter.emit(event)
+                if isinstance(event, NodeFinished | NodeStarted):
+                    self._log_node(event)
+        except Exception as exc:  # a floe bug must not stop dbt
+            self._internal(exc)
+
+    def _log_node(self, event: NodeStarted | NodeFinished) -> None:
+        unique_id = event.node.unique_id
+        span = self.builder.span_id(unique_id)
+        if isinstance(event, NodeFinished) and event.error:
+            self.context.log.error(
+                with_trace(
+                    f"dbt {event.node.resource_type} {unique_id} {event.status}: {event.error}",
+                    self.builder.trace_id,
+                    span,
+                )
+            )
+        if log.isEnabledFor(logging.DEBUG):
+            with trace_scope(self.builder.trace_id, span):
+                status = event.status if isinstance(event, NodeFinished) else "started"
+                log.debug("dbt node %s %s", unique_id, status, extra={"unique_id": unique_id})
+
+    def _internal(self, exc: Exception) -> None:
+        if self.internal_error is None:
+            self.internal_error = f"{type(exc).__name__}: {exc}"
+            log.warning("floe event building failed; dbt keeps running", exc_info=True)
+
+    def finish(self, *, success: bool, error: str | None) -> EmitStats:
+        try:
+            for event in self.builder.finish(success=success, error=error):
+                self.emitter.emit(event)
+            self.emitter.emit(self.builder.run_finished(success=success, error=error))
+        except Exception as exc:
+            self._internal(exc)
+        return self.emitter.close()
+
+
+def _run_started_at(context: AssetExecutionContext) -> datetime | None:
+    try:
+        record = context.instance.get_run_record_by_id(context.run_id)
+    except Exception:
+        return None
+    if record is None or record.start_time is None:
+        return None
+    return datetime.fromtimestamp(record.start_time, UTC)
+
+
+def _open_emitter(plan: StepPlan) -> EventSink:
+    from floe_core.transport import SOCKET_ENV
+
+    return EventEmitter(
+        spool_dir_from_env(os.environ, plan.default_spool_dir),
+        os.environ.get(SOCKET_ENV) or None,
+    )
+
+
+def run_dbt_step(
+    context: AssetExecutionContext, dbt: FloeDbtResource, plan: StepPlan
+) -> Iterator[Any]:
+    """Run dbt for the selected assets; yield dagster-dbt's events; emit floe's."""
+    configure_logging()
+    run_id = context.run_id
+    trace_id = ids.trace_id_hex(run_id)
+    run_span = ids.span_id_hex(ids.run_span_id(run_id))
+    enabled = events_enabled(plan.artifacts)
+    observer: _Observer | None = None
+    with trace_scope(trace_id, run_span):
+        if enabled:
+            artifacts = plan.artifacts
+            builder = DbtEventBuilder(
+                index=plan.index,
+                run=DagsterRun(
+                    run_id=run_id, job_name=context.job_name, started_at=_run_started_at(context)
+                ),
+                project_name=plan.index.project_name or artifacts.name,
+                environment=artifacts.environment,
+                connection=connection_identity(artifacts, os.environ),
+                attributes=artifacts.observability.attributes,
+                command=plan.dbt_args,
+            )
+            observer = _Observer(context, builder, _open_emitter(plan))
+        invocation = dbt.start(
+            plan.dbt_args,
+            context=context,
+            env={DBT_TRACE_ENV: trace_id, DBT_SPAN_ENV: run_span},
+            on_raw_line=observer.on_line if observer else None,
+            debug_lines=observer is not None,
+        )
+        if observer is not None:
+            observer.builder.target_path = invocation.target_path
+            args = invocation.process.args
+            if isinstance(args, list | tuple):  # dbt's own arguments, selection included
+                observer.builder.command = tuple(str(a) for a in args[1:])
+        context.log.info(
+            with_trace(
+                f"floe: dbt {' '.join(plan.dbt_args)} started "
+                f"({'events on' if enabled else 'standalone: no events'})",
+                trace_id,
+                run_span,
+            )
+        )
+        log.info("dbt started", extra={"run_id": run_id, "events": enabled})
+        success, error = False, None
+        try:
+            yield from _dagster_events(context, invocation)
+            success = True
+        except BaseException as exc:
+            error = strip_ansi(str(exc)) or type(exc).__name__
+            raise
+        finally:
+            if observer is not None:
+                if not success and observer.builder.errors:
+                    error = "\n".join(observer.builder.errors)
+                stats = observer.finish(success=success, error=error)
+                _report(context, stats, trace_id, run_span, observer.internal_error)
+
+
+def _dagster_events(
+    context: AssetExecutionContext, invocation: FloeDbtCliInvocation
+) -> Iterator[Any]:
+    for event in invocation.stream_raw_events():
+        yield from event.to_default_asset_events(
+            manifest=invocation.manifest,
+            dagster_dbt_translator=invocation.dagster_dbt_translator,
+            context=context,
+            target_path=invocation.target_path,
+            project=invocation.project,
+        )
+
+
+def _report(
+    context: AssetExecutionContext,
+    stats: EmitStats,
+    trace_id: str,
+    span_id: str,
+    internal_error: str | None,
+) -> None:
+    summary = (
+        f"floe: {stats.emitted} events: {stats.acked} acknowledged by the sidecar, "
+        f"{stats.spooled} spooled, {stats.dropped} dropped"
+    )
+    if stats.dropped:
+        summary += f" ({stats.spool_error})"
+    if internal_error:
+        summary += f"; event building failed: {internal_error}"
+    message = with_trace(summary, trace_id, span_id)
+    if stats.dropped or internal_error:
+        context.log.warning(message)
+    else:
+        context.log.info(message)
+    log.info(
+        summary,
+        extra={
+            "events_emitted": stats.emitted,
+            "events_acked": stats.acked,
+            "events_spooled": stats.spooled,
+            "events_dropped": stats.dropped,
+        },
+    )
+    try:
+        context.instance.add_run_tags(
+            context.run_id,
+            {
+                EVENTS_EMITTED_TAG: str(stats.emitted),
+                EVENTS_SPOOLED_TAG: str(stats.spooled),
+                EVENTS_DROPPED_TAG: str(stats.dropped),
+            },
+        )
+    except Exception:
+        log.warning("could not record event counts as run tags", exc_info=True)
