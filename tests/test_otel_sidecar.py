@@ -91,8 +91,19 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+# The sidecar's own outputs, named explicitly (whatever the engine registers as built in): the
+# trace sink under test, and OpenLineage (off here through OPENLINEAGE_DISABLED).
+OUTPUTS = (
+    "--no-default-sinks",
+    "--sink",
+    "python:floe_sidecar.otel.sink:build_trace_sink",
+    "--sink",
+    "python:floe_sidecar.openlineage.sink:build_openlineage_sink",
+)
+
+
 def _sidecar(*args: str | Path) -> list[str]:
-    return [str(SIDECAR), *(str(a) for a in args)]
+    return [str(SIDECAR), *(str(a) for a in args), *OUTPUTS]
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -199,7 +210,8 @@ def _network(records: list[dict[str, str]]) -> list[dict[str, str]]:
 def test_standalone_opens_no_socket(tmp_path: Path) -> None:
     artifacts = _artifacts(tmp_path / "artifacts.json", traces=False)
     out = tmp_path / "events.ndjson"
-    records = _run_recorded(tmp_path, artifacts, "--sink", f"file:{out}")
+    # Nothing configured at all: no OTEL_* and no OPENLINEAGE_* variable, both outputs off.
+    records = _run_recorded(tmp_path, artifacts, "--sink", f"file:{out}", OPENLINEAGE_DISABLED="")
     assert len(out.read_text().splitlines()) == len(run_events())  # the run was processed
     assert _network(records) == []
     assert not (tmp_path / "traces").exists()
