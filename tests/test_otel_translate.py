@@ -24,7 +24,7 @@ from trace_support import (
 )
 
 from floe_core import ids
-from floe_core.events import Connection, DagsterRun, NodeFinished, RunFinished
+from floe_core.events import Connection, DagsterRun, InvocationFinished, NodeFinished, RunFinished
 from floe_sidecar.otel.translate import (
     SpanRecord,
     SpanTranslator,
@@ -253,3 +253,23 @@ def test_unix_nanos_are_exact(moment: datetime) -> None:
     assert nanos % 1_000 == 0
     back = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=nanos // 1_000)
     assert back == moment.replace(tzinfo=UTC)  # naive means UTC, as in dbt's logs
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        (("build", "--select", "orders"), "dbt build"),
+        (("--no-use-colors", "--log-format", "json", "run", "--vars", "{k: v}"), "dbt run"),
+        (("/venv/bin/dbt", "seed"), "dbt seed"),
+        (("--version",), "dbt"),
+        ((), "dbt"),
+    ],
+)
+def test_invocation_span_is_named_after_the_subcommand(command: tuple[str, ...], name: str) -> None:
+    finished = next(e for e in run_events() if isinstance(e, InvocationFinished))
+    event = msgspec.structs.replace(
+        finished, invocation=msgspec.structs.replace(finished.invocation, command=command)
+    )
+    span = SpanTranslator(BASE).translate(event)[0]
+    assert span.name == name
+    assert "{k: v}" not in str(span.attributes)

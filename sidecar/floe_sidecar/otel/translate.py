@@ -168,6 +168,40 @@ def _status_message(text: str | None) -> str | None:
     return stripped.splitlines()[0][:_STATUS_MESSAGE_MAX] if stripped else None
 
 
+# dbt's subcommands; the invocation span is named after the one its command line holds.
+_DBT_SUBCOMMANDS: Final = frozenset(
+    [
+        "build",
+        "run",
+        "test",
+        "seed",
+        "snapshot",
+        "compile",
+        "run-operation",
+        "source",
+        "docs",
+        "parse",
+        "list",
+        "ls",
+        "show",
+        "retry",
+        "clone",
+        "debug",
+        "deps",
+        "clean",
+        "init",
+    ]
+)
+
+
+def _subcommand(command: tuple[str, ...]) -> str | None:
+    """Only the subcommand: the rest of a command line (``--vars``...) may carry secrets.
+
+    The command may start with the executable or global flags (``dbt --no-use-colors build``).
+    """
+    return next((arg for arg in command if arg in _DBT_SUBCOMMANDS), None)
+
+
 def _node_ids(invocation: Invocation, node: Node) -> tuple[str, str, str]:
     """Trace id, span id and parent (invocation) span id of a node's span."""
     run_id, invocation_id = invocation.run.run_id, invocation.invocation_id
@@ -348,8 +382,7 @@ class SpanTranslator:
     def _invocation_span(self, event: InvocationFinished) -> SpanRecord:
         invocation = event.invocation
         run_id = invocation.run.run_id
-        # Only the subcommand: the rest of the command line may carry --vars values.
-        command = invocation.command[0] if invocation.command else None
+        command = _subcommand(invocation.command)
         name = f"dbt {command}" if command else "dbt"
         start_ns = to_unix_nanos(event.started_at)
         end_ns = max(to_unix_nanos(event.finished_at), start_ns)
