@@ -123,6 +123,16 @@ COMMANDS: list[Command] = [
 ]
 
 
+def _local_commands() -> list[Command]:
+    """``floe prepare / run / dev / show``: floe_dagster.local.commands (imports no dagster)."""
+    from floe_dagster.local.commands import ENTRIES
+
+    return [Command(*entry) for entry in ENTRIES]
+
+
+COMMANDS.extend(_local_commands())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="floe", description="dbt projects as Dagster assets, with lineage and traces."

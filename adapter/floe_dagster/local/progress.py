@@ -1,0 +1,154 @@
+"""What a Dagster run is doing, read from the instance's event log while it runs.
+
+:class:`RunWatcher` polls the run's event records from a background thread and turns the ones a
+user cares about (an asset materialized, a check failed, dbt reported an error, the step failed)
+into lines for the terminal, and keeps the counts for the summary. Polling a local SQLite event
+log every quarter second costs nothing next to dbt; it never touches the run itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance, EventLogEntry
+
+__all__ = ["RunTally", "RunWatcher"]
+
+
+@dataclass
+class RunTally:
+    """What happened in one run, as seen in its event log."""
+
+    planned: list[str] = field(default_factory=list)
+    materialized: list[str] = field(default_factory=list)
+    checks_passed: int = 0
+    checks_failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    step_failed: bool = False
+
+    @property
+    def not_materialized(self) -> list[str]:
+        done = set(self.materialized)
+        return [key for key in self.planned if key not in done]
+
+
+class RunWatcher:
+    """Follows one run's event log in a thread; ``say`` gets one line per noteworthy event."""
+
+    def __init__(
+        self,
+        instance: DagsterInstance,
+        run_id: str,
+        say: Callable[[str], None],
+        *,
+        interval_s: float = 0.25,
+    ) -> None:
+        self.instance = instance
+        self.run_id = run_id
+        self.say = say
+        self.interval_s = interval_s
+        self.tally = RunTally()
+        self._cursor: str | None = None
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="floe-run-progress", daemon=True)
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._thread.start()
+
+    def stop(self) -> RunTally:
+        """Stop following and read what is left, so the tally is complete."""
+        self._stop.set()
+        self._thread.join()
+        self._poll()
+        return self.tally
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self._poll()
+            except Exception as exc:  # the display must never break the run
+                self.say(f"  (progress display stopped: {type(exc).__name__}: {exc})")
+                return
+
+    def _poll(self) -> None:
+        while True:
+            connection = self.instance.get_records_for_run(
+                self.run_id, cursor=self._cursor, limit=500
+            )
+            for record in connection.records:
+                self._handle(record.event_log_entry)
+            self._cursor = connection.cursor
+            if not connection.has_more:
+                return
+
+    def _elapsed(self) -> str:
+        return f"{time.monotonic() - self._started:6.1f}s"
+
+    def _handle(self, entry: EventLogEntry) -> None:
+        from dagster import DagsterEventType
+
+        event = entry.dagster_event
+        if event is None:
+            level = (
+                entry.level if isinstance(entry.level, int) else logging.getLevelName(entry.level)
+            )
+            if isinstance(level, int) and level >= logging.ERROR and entry.user_message:
+                message = _first_line(entry.user_message)
+                self.tally.errors.append(message)
+                self.say(f"{self._elapsed()}  ERROR  {message}")
+            return
+        kind = event.event_type
+        if kind == DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+            key = event.asset_key
+            if key is not None:
+                self.tally.planned.append(key.to_user_string())
+        elif kind == DagsterEventType.ASSET_MATERIALIZATION:
+            key = event.asset_key
+            if key is not None:
+                name = key.to_user_string()
+                self.tally.materialized.append(name)
+                self.say(f"{self._elapsed()}  ok     {name}{_duration(event)}")
+        elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            passed = bool(getattr(evaluation, "passed", False))
+            name = _check_name(evaluation)
+            if passed:
+                self.tally.checks_passed += 1
+            else:
+                self.tally.checks_failed.append(name)
+                self.say(f"{self._elapsed()}  FAIL   check {name}")
+        elif kind == DagsterEventType.STEP_START:
+            self.say(f"{self._elapsed()}  dbt started ({len(self.tally.planned)} assets planned)")
+        elif kind == DagsterEventType.STEP_FAILURE:
+            self.tally.step_failed = True
+            error = getattr(event.event_specific_data, "error", None)
+            text = getattr(error, "message", None) or event.message or "step failed"
+            self.say(f"{self._elapsed()}  FAIL   {_first_line(str(text))}")
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else text.strip()
+
+
+def _check_name(evaluation: Any) -> str:
+    key = getattr(evaluation, "asset_key", None)
+    check = getattr(evaluation, "check_name", "?")
+    return f"{key.to_user_string()}:{check}" if key is not None else str(check)
+
+
+def _duration(event: Any) -> str:
+    """dbt's own execution time of the node, when dagster-dbt recorded it."""
+    materialization = getattr(event.event_specific_data, "materialization", None)
+    metadata = getattr(materialization, "metadata", None) or {}
+    value = metadata.get("Execution Duration")
+    seconds = getattr(value, "value", value)
+    return f"  ({seconds:.1f}s)" if isinstance(seconds, int | float) else ""

@@ -1,0 +1,317 @@
+"""``floe run``: the whole pipeline, headless, with its sidecar, in one command.
+
+1. prepare: compile floe.yaml if it changed, write the dbt manifest if missing;
+2. start ``floe-sidecar`` on ``.floe/spool`` with a socket (unless one already runs there);
+3. materialize the selected assets through Dagster, in this process, on the instance in
+   ``.floe/dagster`` (so `floe dev` shows the run), printing assets as they finish;
+4. wait, within a bound, for the sidecar to deliver the run's events; stop it;
+5. print a summary: assets, checks, lineage events and spans delivered or pending, where to look.
+
+The exit code is the pipeline's: 0 when the run succeeded, 1 when it failed. Observability
+endpoints never change it; what they did not take is reported and stays in the spool.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from floe_core.artifacts import ARTIFACTS_ENV, CompiledArtifacts
+from floe_core.transport import SOCKET_ENV, SPOOL_ENV
+from floe_dagster.local.children import Child
+from floe_dagster.local.delivery import Delivery, wait_for_delivery
+from floe_dagster.local.prepare import Prepared, ProjectPaths, ensure_dagster_home, prepare
+from floe_dagster.local.progress import RunTally, RunWatcher
+from floe_dagster.local.sidecar import (
+    SidecarStatus,
+    read_status,
+    sidecar_available,
+    sidecar_child,
+    socket_path,
+    wait_for_socket,
+)
+
+__all__ = ["RunOptions", "RunOutcome", "floe_run"]
+
+EXIT_OK = 0
+EXIT_PIPELINE_FAILED = 1
+EXIT_USAGE = 2
+LINEAGE_SINK = "openlineage"
+TRACES_SINK = "otel"
+
+
+class SelectionError(ValueError):
+    """``--select`` matched nothing."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    path: Path | str = "floe.yaml"
+    env: str | None = None
+    select: str | None = None
+    exclude: str | None = None
+    wait_s: float = 30.0  # bound on waiting for the sidecar after the run
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    success: bool
+    tally: RunTally
+    delivery: Delivery | None
+    exit_code: int
+
+
+def floe_run(options: RunOptions, out: IO[str] | None = None) -> RunOutcome:
+    """Run the pipeline as described in the module docstring; print to ``out`` (stdout)."""
+    stream = out or sys.stdout
+
+    def say(line: str) -> None:
+        print(line, file=stream, flush=True)
+
+    began = time.monotonic()
+    prepared = prepare(options.path, options.env)
+    paths, artifacts = prepared.paths, prepared.artifacts
+    for action in prepared.actions:
+        say(f"floe: {action}")
+    say(
+        f"floe run: {artifacts.name} (environment {artifacts.environment}, target "
+        f"{artifacts.compute.target}) in {_show(paths.root)}"
+    )
+    events_on = artifacts.observability.lineage or artifacts.observability.traces
+    _set_environment(paths, artifacts)
+    _log_adapter_to_file(paths)
+
+    sidecar: Child | None = None
+    before: SidecarStatus | None = None
+    if events_on:
+        sidecar, before = _start_sidecar(paths, say)
+    else:
+        say("floe: observability is off in floe.yaml (standalone): no events, no sidecar")
+
+    run_id = str(uuid.uuid4())
+    try:
+        success, tally = _materialize(prepared, options, run_id, say)
+        delivery = None
+        if events_on:
+            delivery = _await_delivery(paths, options.wait_s, say)
+    finally:
+        if sidecar is not None:
+            sidecar.stop(timeout=15.0)
+    after = read_status(paths.spool) if events_on else None
+    code = EXIT_OK if success else EXIT_PIPELINE_FAILED
+    _summary(say, paths, run_id, success, tally, delivery, before, after, time.monotonic() - began)
+    return RunOutcome(run_id, success, tally, delivery, code)
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+def _set_environment(paths: ProjectPaths, artifacts: CompiledArtifacts) -> None:
+    """What the in-process step reads: the instance, the artifacts, the spool."""
+    os.environ["DAGSTER_HOME"] = str(ensure_dagster_home(paths))
+    os.environ[ARTIFACTS_ENV] = str(paths.artifacts)
+    os.environ[SPOOL_ENV] = str(paths.spool)
+    os.environ.pop(SOCKET_ENV, None)  # set again only once a sidecar listens
+
+
+def _log_adapter_to_file(paths: ProjectPaths) -> None:
+    """The adapter's JSON log lines go to ``.floe/logs/adapter.log``, not over the progress."""
+    from floe_dagster.logs import configure_logging
+
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    stream = open(paths.logs / "adapter.log", "a", encoding="utf-8")  # noqa: SIM115 - process-long
+    configure_logging(stream=stream)
+
+
+def _start_sidecar(
+    paths: ProjectPaths, say: Callable[[str], None]
+) -> tuple[Child | None, SidecarStatus | None]:
+    if not sidecar_available():
+        say(
+            "floe: the sidecar is not installed (install floe with the `sidecar` extra); events "
+            f"stay in {_show(paths.spool)} until `floe-sidecar --spool {_show(paths.spool)}` runs"
+        )
+        return None, None
+    paths.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+    before = read_status(paths.spool)
+    socket = socket_path(paths)
+    if before is not None and before.running:
+        say(
+            "floe: a sidecar already serves this project (floe dev?); it delivers this run's events"
+        )
+        if socket.is_socket():
+            os.environ[SOCKET_ENV] = str(socket)
+        return None, before
+    child = sidecar_child(
+        paths, socket=socket, env=os.environ, log_path=paths.logs / "sidecar.log", grace_s=2.0
+    )
+    child.start()
+    if wait_for_socket(child, socket):
+        os.environ[SOCKET_ENV] = str(socket)
+        say(f"floe: sidecar started (pid {child.pid}, log {_show(paths.logs / 'sidecar.log')})")
+    else:
+        code = child.poll()
+        state = f"exited with code {code}" if code is not None else "is not listening yet"
+        say(
+            f"floe: the sidecar {state} (see {_show(paths.logs / 'sidecar.log')}); "
+            f"events go to {_show(paths.spool)}"
+        )
+        if code is not None:
+            return None, before  # nothing to stop
+    return child, before
+
+
+def _materialize(
+    prepared: Prepared, options: RunOptions, run_id: str, say: Callable[[str], None]
+) -> tuple[bool, RunTally]:
+    from dagster import DagsterInstance
+
+    from floe_dagster.assets import build_definitions
+
+    defs = build_definitions(prepared.artifacts)
+    job = defs.resolve_implicit_global_asset_job_def()
+    selection = _selected_keys(defs, options) if options.select or options.exclude else None
+    instance = DagsterInstance.get()
+    watcher = RunWatcher(instance, run_id, say)
+    what = f"{len(selection)} selected assets" if selection is not None else "all assets"
+    say(f"floe: materializing {what}; Dagster run {run_id}")
+    log_path = paths_log(prepared.paths, run_id)
+    say(f"floe: dbt's output goes to {_show(log_path)}")
+    watcher.start()
+    try:
+        with open(log_path, "a", encoding="utf-8") as log, redirect_stdout(log):
+            result = job.execute_in_process(
+                instance=instance,
+                run_id=run_id,
+                asset_selection=selection,
+                raise_on_error=False,
+                tags={"floe/command": "floe run"},
+                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            )
+    finally:
+        tally = watcher.stop()
+    return result.success, tally
+
+
+def paths_log(paths: ProjectPaths, run_id: str) -> Path:
+    """``.floe/logs/run-<run id>.log``: dbt's own output of one run."""
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    return paths.logs / f"run-{run_id}.log"
+
+
+def _selected_keys(defs: Any, options: RunOptions) -> list[Any]:
+    """dbt selection syntax (``--select stg_orders+``) resolved to asset keys."""
+    from dagster_dbt import build_dbt_asset_selection
+
+    assets = [a for a in defs.assets or () if hasattr(a, "keys")]
+    selection = build_dbt_asset_selection(
+        assets, dbt_select=options.select or "fqn:*", dbt_exclude=options.exclude or ""
+    )
+    keys = sorted(selection.resolve(defs.resolve_asset_graph()), key=lambda k: tuple(k.path))
+    if not keys:
+        raise SelectionError(
+            f"--select {options.select!r}"
+            + (f" --exclude {options.exclude!r}" if options.exclude else "")
+            + " matched no dbt model, seed or snapshot"
+        )
+    return keys
+
+
+def _await_delivery(paths: ProjectPaths, wait_s: float, say: Callable[[str], None]) -> Delivery:
+    def waiting(status: SidecarStatus) -> None:
+        pending = ", ".join(
+            f"{s.name} {s.pending_events}" for s in status.sinks if s.pending_events
+        )
+        say(f"floe: waiting up to {wait_s:g}s for the sidecar to deliver ({pending} pending)")
+
+    return wait_for_delivery(paths.spool, timeout_s=wait_s, on_wait=waiting)
+
+
+# --- the summary -----------------------------------------------------------------------------
+
+
+def _summary(
+    say: Callable[[str], None],
+    paths: ProjectPaths,
+    run_id: str,
+    success: bool,
+    tally: RunTally,
+    delivery: Delivery | None,
+    before: SidecarStatus | None,
+    after: SidecarStatus | None,
+    elapsed_s: float,
+) -> None:
+    verdict = "succeeded" if success else "FAILED"
+    say("")
+    say(f"floe run {verdict} in {elapsed_s:.1f}s (Dagster run {run_id})")
+    assets = f"  assets: {len(tally.materialized)} materialized"
+    missing = tally.not_materialized
+    if missing:
+        assets += f", {len(missing)} failed or skipped: {', '.join(missing)}"
+    say(assets)
+    checks = f"  checks: {tally.checks_passed} passed"
+    if tally.checks_failed:
+        checks += f", {len(tally.checks_failed)} failed: {', '.join(tally.checks_failed)}"
+    say(checks)
+    if delivery is None and after is None:
+        return
+    for sink_name, label, unit, local in (
+        (LINEAGE_SINK, "lineage", "events", paths.lineage_file),
+        (TRACES_SINK, "traces", "spans", paths.traces_file),
+    ):
+        now = after.sink(sink_name) if after else None
+        if now is None:
+            continue
+        was = before.sink(sink_name) if before else None
+        delivered = now.delivered - (was.delivered if was else 0)
+        line = f"  {label}: {delivered} {unit} delivered"
+        if now.pending_events:
+            line += f", {now.pending_events} events PENDING"
+            if now.last_error:
+                line += f" (last error: {_first_line(now.last_error)})"
+        line += f" -> {_destination(label, local)}"
+        say(line)
+    if after is not None and after.pending_events:
+        spool = _show(paths.spool)
+        reason = delivery.reason if delivery else "unknown"
+        say(
+            f"  pending events stay in {spool} ({reason}); they are delivered by the next "
+            f"`floe run` or `floe dev`, or now with: floe-sidecar --spool {spool} --once"
+        )
+        say(f"  details: floe-sidecar status --spool {spool}")
+    if after is not None and after.deadletter_records:
+        say(f"  dead-letter: {after.deadletter_records} records in {after.deadletter}")
+    say(f"  show: floe show lineage --run {run_id}   floe show traces --run {run_id}")
+
+
+def _destination(label: str, local: Path) -> str:
+    if label == "lineage":
+        configured = os.environ.get("OPENLINEAGE_URL") or os.environ.get(
+            "OPENLINEAGE__TRANSPORT__URL"
+        )
+    else:
+        configured = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+    if configured:
+        return configured
+    return _show(local) if local.exists() else "the endpoint in floe.yaml"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
