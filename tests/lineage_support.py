@@ -531,3 +531,89 @@ def shop_events(
         )
     )
     return events
+
+
+# --- the example project, materialized for real -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Materialized:
+    """One real Dagster materialization of a copy of examples/shop, and the events it wrote."""
+
+    workdir: Path  # the copy: floe.yaml, dbt/, .floe/
+    artifacts: Any  # CompiledArtifacts
+    events: list[Event]
+    success: bool
+
+
+_MATERIALIZED: dict[tuple[Path, str], Materialized] = {}
+FAILING_SQL = "select no_such_column from {{ ref('raw_payments') }}\n"
+
+
+def materialize_shop(
+    root: Path, variant: str = "success", *, env: dict[str, str] | None = None
+) -> Materialized:
+    """Copy examples/shop under ``root``, compile it, and materialize every asset with the real
+    adapter (``build_definitions`` + ``dagster.materialize``); cached per (root, variant).
+
+    ``variant="failing"`` breaks ``stg_payments`` so dbt errors on it and skips what depends on it.
+    ``env``: extra environment for the run (the adapter and dbt read ``os.environ``).
+    """
+    key = (root, variant)
+    if key in _MATERIALIZED:
+        return _MATERIALIZED[key]
+    import os
+    import shutil
+    import subprocess
+
+    import dagster
+
+    from floe_core.events import decode_event
+    from floe_core.spool import list_segments
+    from floe_dagster import build_definitions
+    from floe_dagster.manifest import dbt_executable, parse_command
+    from floe_dbt.compile import compile_floe
+
+    workdir = root / f"shop-{variant}"
+    shutil.copytree(
+        REPO_ROOT / "examples" / "shop",
+        workdir,
+        ignore=shutil.ignore_patterns(".floe", "target", "logs", "*.duckdb*", "dbt_packages"),
+    )
+    if variant == "failing":
+        (workdir / "dbt" / "models" / "staging" / "stg_payments.sql").write_text(FAILING_SQL)
+    spool = workdir / ".floe" / "spool"
+    overrides = {"FLOE_SPOOL_DIR": str(spool), **(env or {})}
+    saved = {name: os.environ.get(name) for name in [*overrides, "FLOE_SOCKET"]}
+    os.environ.update(overrides)
+    if "FLOE_SOCKET" not in overrides:
+        os.environ.pop("FLOE_SOCKET", None)
+    try:
+        output_dir = workdir / ".floe"
+        artifacts = compile_floe(workdir / "floe.yaml", output_dir=output_dir)
+        subprocess.run(
+            parse_command(artifacts, dbt_executable()), check=True, capture_output=True, cwd=workdir
+        )
+        artifacts = compile_floe(workdir / "floe.yaml", output_dir=output_dir)  # classifications
+        defs = build_definitions(artifacts)
+        result = dagster.materialize(
+            list(defs.assets or []),
+            resources=defs.resources,
+            instance=dagster.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    events = [
+        decode_event(line)
+        for segment in list_segments(spool)
+        for line in segment.read_bytes().splitlines()
+        if line.strip()
+    ]
+    done = Materialized(workdir, artifacts, events, result.success)
+    _MATERIALIZED[key] = done
+    return done
