@@ -213,3 +213,9 @@ def test_parse_config_accepts_text() -> None:
     config = parse_config(BASE, "/somewhere/floe.yaml", "prod")
     assert config.environment == "prod"
     assert config.base_dir == Path("/somewhere")
+
+
+def test_empty_environment_is_allowed(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE + "  qa:\n"), "qa")
+    assert config.environment == "qa"
+    assert config.spec.compute.properties == {"path": "shop.duckdb", "threads": 2}

@@ -455,3 +455,16 @@ def test_duckdb_relative_path_resolves_against_floe_yaml(tmp_path: Path) -> None
     assert out["path"] == str(tmp_path / "data" / "shop.duckdb")
     path.write_text(floe_yaml("duckdb", {"path": ":memory:"}))
     assert build_output(parse_config(path.read_bytes(), path, None)).output["path"] == ":memory:"
+
+
+def test_literal_secret_in_an_environment_is_reported_where_it_is_written(tmp_path: Path) -> None:
+    text = floe_yaml("duckdb", {}) + (
+        "environments:\n  prod:\n    compute:\n      target: postgres\n"
+        "      properties: {user: u, dbname: d, password: hunter2}\n"
+    )
+    path = make_project(tmp_path, text)
+    with pytest.raises(FloeConfigError) as info:
+        build_output(parse_config(path.read_bytes(), path, "prod"))
+    assert info.value.field == "environments.prod.compute.properties.password"
+    assert info.value.line == text.count("\n")
+    assert "FLOE_SHOP_PROD_PASSWORD" in str(info.value) and "hunter2" not in str(info.value)

@@ -134,7 +134,8 @@ class FloeSpec(_Section, frozen=True, kw_only=True):
     governance: GovernanceConfig = GovernanceConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     default_environment: EnvName = DEFAULT_ENVIRONMENT
-    environments: dict[EnvName, EnvironmentOverride] = {}
+    # An environment with nothing to override may be left empty (`staging:`).
+    environments: dict[EnvName, EnvironmentOverride | None] = {}
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,9 @@ def _convert(
         envs = data.get("environments") if isinstance(data, dict) else None
         if isinstance(envs, dict):
             for name, override in envs.items():
-                _convert_one(override, EnvironmentOverride, path, text, f"environments.{name}")
+                if override is not None:
+                    prefix_ = f"environments.{name}"
+                    _convert_one(override, EnvironmentOverride, path, text, prefix_)
     return _convert_one(data, kind, path, text, prefix)
 
 

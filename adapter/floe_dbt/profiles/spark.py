@@ -11,7 +11,8 @@ from floe_dbt.profiles._base import AuthMethod, TargetProfile
 
 def _identity(output: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "host": output.get("host"),
+        # a session runs in process: its `host` is a placeholder dbt-spark insists on
+        "host": None if output.get("method") == "session" else output.get("host"),
         "port": output.get("port"),
         "schema": output.get("schema"),
     }
