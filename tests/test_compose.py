@@ -242,6 +242,16 @@ def test_dagster_instance_config_is_valid_for_the_installed_dagster() -> None:
     assert str(server["port"]) in compose_file["services"][server["host"]]["command"]
 
 
+def test_code_location_module_is_in_the_repository(compose: dict[str, Any]) -> None:
+    """The user-code server loads the module the adapter ships, and the image prepares it."""
+    command = compose["services"]["user-code"]["command"]
+    module = command[command.index("-m") + 1]
+    path = REPO_ROOT / "adapter" / Path(*module.split("."))
+    assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), module
+    runs = [args for keyword, args in _instructions(_service_dockerfile(compose, "user-code"))]
+    assert any(args.startswith("floe prepare") for args in runs), "the image compiles and parses"
+
+
 # helpers -----------------------------------------------------------------------------------
 
 

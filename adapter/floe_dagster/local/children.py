@@ -47,8 +47,10 @@ class Child:
     def start(self) -> None:
         output: IO[bytes] | None = None
         if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = output = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            # Owner-only: a child's log can hold SQL and connection details.
+            self.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._log = output = os.fdopen(fd, "ab")
         self.process = subprocess.Popen(
             self.argv,
             env=self.env,

@@ -126,9 +126,7 @@ def _log_adapter_to_file(paths: ProjectPaths) -> None:
     """The adapter's JSON log lines go to ``.floe/logs/adapter.log``, not over the progress."""
     from floe_dagster.logs import configure_logging
 
-    paths.logs.mkdir(parents=True, exist_ok=True)
-    stream = open(paths.logs / "adapter.log", "a", encoding="utf-8")  # noqa: SIM115 - process-long
-    configure_logging(stream=stream)
+    configure_logging(stream=private_log(paths.logs / "adapter.log"))
 
 
 def _start_sidecar(
@@ -183,11 +181,11 @@ def _materialize(
     watcher = RunWatcher(instance, run_id, say)
     what = f"{len(selection)} selected assets" if selection is not None else "all assets"
     say(f"floe: materializing {what}; Dagster run {run_id}")
-    log_path = paths_log(prepared.paths, run_id)
+    log_path = prepared.paths.logs / f"run-{run_id}.log"
     say(f"floe: dbt's output goes to {_show(log_path)}")
     watcher.start()
     try:
-        with open(log_path, "a", encoding="utf-8") as log, redirect_stdout(log):
+        with private_log(log_path) as log, redirect_stdout(log):
             result = job.execute_in_process(
                 instance=instance,
                 run_id=run_id,
@@ -201,10 +199,11 @@ def _materialize(
     return result.success, tally
 
 
-def paths_log(paths: ProjectPaths, run_id: str) -> Path:
-    """``.floe/logs/run-<run id>.log``: dbt's own output of one run."""
-    paths.logs.mkdir(parents=True, exist_ok=True)
-    return paths.logs / f"run-{run_id}.log"
+def private_log(path: Path) -> IO[str]:
+    """A log file only its owner reads (dbt's output can hold compiled SQL), opened to append."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def _selected_keys(defs: Any, options: RunOptions) -> list[Any]:
@@ -279,12 +278,13 @@ def _summary(
                 line += f" (last error: {_first_line(now.last_error)})"
         line += f" -> {_destination(label, local)}"
         say(line)
+    if delivery is not None:
+        say(f"  waited {delivery.waited_s:.1f}s for the sidecar: {delivery.reason}")
     if after is not None and after.pending_events:
         spool = _show(paths.spool)
-        reason = delivery.reason if delivery else "unknown"
         say(
-            f"  pending events stay in {spool} ({reason}); they are delivered by the next "
-            f"`floe run` or `floe dev`, or now with: floe-sidecar --spool {spool} --once"
+            f"  pending events stay in {spool}; the next `floe run` or `floe dev` delivers "
+            f"them, or now: floe-sidecar --spool {spool} --once"
         )
         say(f"  details: floe-sidecar status --spool {spool}")
     if after is not None and after.deadletter_records:
