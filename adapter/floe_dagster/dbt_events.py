@@ -4,9 +4,10 @@ dbt (``--log-format json``) writes one JSON object per event: ``{"info": {name, 
 invocation_id, msg, ...}, "data": {...}}``. Four of them carry what the sidecar needs:
 
 - ``MainReportVersion`` (first line): the invocation id and dbt version -> InvocationStarted
-- ``LogStartLine`` (info): a node starts executing -> NodeStarted
+- ``LogStartLine`` / ``LogHookStartLine`` (info): a node or hook starts executing -> NodeStarted
 - ``NodeFinished`` (debug): the node's final status, dbt's error text, ``adapter_response``
-  (rows affected) and timings -> NodeFinished; also for nodes dbt skipped (never started)
+  (rows affected) and timings -> NodeFinished; also for nodes dbt skipped (never started).
+  Hooks have no ``NodeFinished``: their ``LogHookEndLine`` (info) closes them.
 - ``CommandCompleted`` (debug): the command ended -> InvocationFinished
 
 ``NodeFinished`` and ``CommandCompleted`` are debug-level events, so the step runs dbt with a
@@ -49,7 +50,6 @@ __all__ = ["MAX_COMPILED_SQL_BYTES", "DbtEventBuilder", "dbt_time", "strip_ansi"
 MAX_COMPILED_SQL_BYTES = 256 * 1024
 MAX_ERROR_CHARS = 16 * 1024
 _FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
-_NOT_EXECUTED_TYPES = frozenset({"operation"})  # on-run-start/-end hooks: not manifest nodes
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -111,6 +111,8 @@ class DbtEventBuilder:
         self._handlers: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Event | None]]
         self._handlers = {
             "LogStartLine": self._on_start_line,
+            "LogHookStartLine": self._on_start_line,  # on-run-start/-end hooks (operations)
+            "LogHookEndLine": self._on_hook_end,
             "NodeFinished": self._on_node_finished,
             "CommandCompleted": self._on_command_completed,
         }
@@ -186,7 +188,7 @@ class DbtEventBuilder:
         if not isinstance(unique_id, str) or not unique_id:
             return None
         resource_type = str(node_info.get("resource_type") or "")
-        if resource_type in _NOT_EXECUTED_TYPES or node_info.get("materialized") == "ephemeral":
+        if node_info.get("materialized") == "ephemeral":
             return None
         node = self.index.node(unique_id)
         if node is not None:
@@ -228,12 +230,20 @@ class DbtEventBuilder:
         )
 
     def _on_node_finished(self, info: Mapping[str, Any], data: Mapping[str, Any]) -> Event | None:
+        return self._finished(info, data.get("node_info") or {}, data.get("run_result") or {})
+
+    def _on_hook_end(self, info: Mapping[str, Any], data: Mapping[str, Any]) -> Event | None:
+        # Hooks have no NodeFinished; their end line carries status and duration.
+        result = {"status": data.get("status"), "execution_time": data.get("execution_time")}
+        return self._finished(info, data.get("node_info") or {}, result)
+
+    def _finished(
+        self, info: Mapping[str, Any], node_info: Mapping[str, Any], result: Mapping[str, Any]
+    ) -> Event | None:
         assert self.invocation is not None
-        node_info = data.get("node_info") or {}
         node = self._node(node_info)
         if node is None:
             return None
-        result = data.get("run_result") or {}
         status = str(result.get("status") or node_info.get("node_status") or "unknown")
         running = self._running.pop(node.unique_id, None)
         # A node dbt skipped never ran: no start time, whatever dbt's node_info says.

@@ -192,58 +192,55 @@ class EventEmitter:
         self._sock = sock
 
     def _pump(self) -> None:
-        """Send what the socket takes now, read any acks; never waits."""
+        """Read any acks, then send what the socket takes now; never waits."""
         sock = self._sock
         if sock is None:
             return
-        try:
-            while self._outbuf:
-                sent = sock.send(self._outbuf, _SEND_FLAGS)
-                del self._outbuf[:sent]
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            self._fail_socket(f"sidecar socket write failed: {exc}")
-            return
-        self._read_acks()
-        if self._sock is not None and self._unacked_bytes > self.max_unacked_bytes:
-            self._fail_socket(
-                f"sidecar has not acknowledged {self._unacked_bytes} bytes; switching to the spool"
-            )
+        # Acks first: a sidecar that acked and then hung up still gets those lines counted.
+        problem = self._read_acks(sock)
+        if problem is None:
+            try:
+                while self._outbuf:
+                    sent = sock.send(self._outbuf, _SEND_FLAGS)
+                    del self._outbuf[:sent]
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                problem = f"sidecar socket write failed: {exc}"
+                self._read_acks(sock)  # acks that arrived before the failure still count
+        if problem is None and self._unacked_bytes > self.max_unacked_bytes:
+            problem = f"sidecar has not acknowledged {self._unacked_bytes} bytes"
+        if problem is not None:
+            self._fail_socket(problem)
 
-    def _read_acks(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
+    def _read_acks(self, sock: socket.socket) -> str | None:
+        """Consume the acks available now; returns what went wrong, if anything."""
         while True:
             try:
                 chunk = sock.recv(4096)
             except BlockingIOError:
-                break
+                return None
             except OSError as exc:
-                self._fail_socket(f"sidecar socket read failed: {exc}")
-                return
+                return f"sidecar socket read failed: {exc}"
             if not chunk:
-                self._fail_socket("sidecar closed the connection")
-                return
+                return "sidecar closed the connection"
             self._inbuf += chunk
-            if not self._parse_acks():
-                return
+            problem = self._parse_acks()
+            if problem is not None:
+                return problem
 
-    def _parse_acks(self) -> bool:
+    def _parse_acks(self) -> str | None:
         while True:
             end = self._inbuf.find(b"\n")
             if end < 0:
                 if len(self._inbuf) > _MAX_ACK_LINE:
-                    self._fail_socket("sidecar sent an over-long line instead of an ACK")
-                    return False
-                return True
+                    return "sidecar sent an over-long line instead of an ACK"
+                return None
             raw = bytes(self._inbuf[:end])
             del self._inbuf[: end + 1]
             count = _ack_count(raw)
             if count is None or count > len(self._unacked):
-                self._fail_socket(f"unexpected reply from the sidecar: {raw[:_MAX_ACK_LINE]!r}")
-                return False
+                return f"unexpected reply from the sidecar: {raw[:_MAX_ACK_LINE]!r}"
             for _ in range(count):
                 self._unacked_bytes -= len(self._unacked.popleft())
             self._acked += count

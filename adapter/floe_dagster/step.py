@@ -104,6 +104,14 @@ class _Observer:
                     span,
                 )
             )
+        elif isinstance(event, NodeFinished) and event.status == "skipped":
+            self.context.log.warning(
+                with_trace(
+                    f"dbt {event.node.resource_type} {unique_id} skipped (an upstream node failed)",
+                    self.builder.trace_id,
+                    span,
+                )
+            )
         if log.isEnabledFor(logging.DEBUG):
             with trace_scope(self.builder.trace_id, span):
                 status = event.status if isinstance(event, NodeFinished) else "started"
@@ -126,7 +134,7 @@ class _Observer:
 
 def _run_started_at(context: AssetExecutionContext) -> datetime | None:
     try:
-        record = context.instance.get_run_record_by_id(context.run_id)
+        record = context.instance.get_run_record_by_id(context.run.run_id)
     except Exception:
         return None
     if record is None or record.start_time is None:
@@ -148,7 +156,7 @@ def run_dbt_step(
 ) -> Iterator[Any]:
     """Run dbt for the selected assets; yield dagster-dbt's events; emit floe's."""
     configure_logging()
-    run_id = context.run_id
+    run_id = context.run.run_id
     trace_id = ids.trace_id_hex(run_id)
     run_span = ids.span_id_hex(ids.run_span_id(run_id))
     enabled = events_enabled(plan.artifacts)
@@ -248,7 +256,7 @@ def _report(
     )
     try:
         context.instance.add_run_tags(
-            context.run_id,
+            context.run.run_id,
             {
                 EVENTS_EMITTED_TAG: str(stats.emitted),
                 EVENTS_SPOOLED_TAG: str(stats.spooled),
