@@ -84,7 +84,9 @@ class SinkSpec:
 
 
 #: Built-in outputs: (sink kind, module, factory). Each factory returns a sink or None (off).
-BUILTIN_SINKS: tuple[tuple[str, str, str], ...] = ()
+BUILTIN_SINKS: tuple[tuple[str, str, str], ...] = (
+    ("openlineage", "floe_sidecar.openlineage.sink", "build_openlineage_sink"),
+)
 
 
 def parse_sink_spec(text: str) -> SinkSpec:
