@@ -85,6 +85,9 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.kill()
         code = self.process.wait()
+        # Anything the child started and left behind in its session is ours to end too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGTERM)
         if self._log is not None:
             self._log.close()
             self._log = None
