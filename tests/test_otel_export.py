@@ -170,6 +170,9 @@ def test_a_failing_receiver_makes_deliver_raise_then_the_retry_delivers(
         # Bounded by the configured timeout (plus the exporter's last attempt), never stuck.
         assert elapsed < TIMEOUT_MS / 1000 + 2.5, elapsed
         assert "k3y" not in str(caught.value)
+        if mode == "unavailable":  # what the endpoint said, for the sidecar's status
+            reason = "UNAVAILABLE" if protocol == "grpc" else "Service Unavailable"
+            assert reason in str(caught.value)
         assert receiver.span_count() == 0
         receiver.fail("ok")
         sink.deliver(records)  # what the engine does: the same batch again

@@ -104,19 +104,27 @@ def to_readable_span(record: SpanRecord, resource: Resource) -> ReadableSpan:
 
 
 class _LastExportError(logging.Handler):
-    """Keeps the last error an exporter logged on this thread, so a retry says why."""
+    """Keeps what an exporter last complained about on this thread, so a retry says why.
+
+    The final error alone can be vague ("max retries"), so the last warning before it (the
+    transient error with its status) is kept too.
+    """
 
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+        super().__init__(logging.WARNING)
         self._local = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._local.message = record.getMessage()
+        slot = "error" if record.levelno >= logging.ERROR else "warning"
+        setattr(self._local, slot, record.getMessage())
 
     def take(self) -> str | None:
-        message: str | None = getattr(self._local, "message", None)
-        self._local.message = None
-        return message
+        error: str | None = getattr(self._local, "error", None)
+        warning: str | None = getattr(self._local, "warning", None)
+        self._local.error = self._local.warning = None
+        if error and warning:
+            return f"{error} (last attempt: {warning})"
+        return error or warning
 
 
 _last_error = _LastExportError()
