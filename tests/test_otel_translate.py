@@ -9,6 +9,8 @@ import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
 from trace_support import (
     INVOCATION_ID,
     JOB,
@@ -25,6 +27,7 @@ from trace_support import (
 
 from floe_core import ids
 from floe_core.events import Connection, DagsterRun, InvocationFinished, NodeFinished, RunFinished
+from floe_sidecar.otel.sink import to_readable_span
 from floe_sidecar.otel.translate import (
     SpanRecord,
     SpanTranslator,
@@ -273,3 +276,45 @@ def test_invocation_span_is_named_after_the_subcommand(command: tuple[str, ...],
     span = SpanTranslator(BASE).translate(event)[0]
     assert span.name == name
     assert "{k: v}" not in str(span.attributes)
+
+
+_text = st.text(min_size=1, max_size=40)
+_moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1))
+
+
+@given(
+    status=st.one_of(st.sampled_from(["success", "error", "fail", "warn", "skipped"]), _text),
+    started=st.one_of(st.none(), _moments),
+    finished=_moments,
+    error=st.one_of(st.none(), st.text(max_size=200)),
+    rows=st.one_of(st.none(), st.integers(min_value=0, max_value=2**62)),
+    asset_key=st.lists(_text, max_size=3).map(tuple),
+    tags=st.lists(_text, max_size=3).map(tuple),
+)
+def test_any_node_finished_becomes_one_encodable_span(
+    status: str,
+    started: datetime | None,
+    finished: datetime,
+    error: str | None,
+    rows: int | None,
+    asset_key: tuple[str, ...],
+    tags: tuple[str, ...],
+) -> None:
+    template = next(e for e in run_events() if isinstance(e, NodeFinished))
+    event = msgspec.structs.replace(
+        template,
+        status=status,
+        started_at=started,
+        finished_at=finished,
+        error=error,
+        rows_affected=rows,
+        node=msgspec.structs.replace(template.node, asset_key=asset_key, tags=tags),
+    )
+    (span,) = SpanTranslator(BASE).translate(event)
+    assert span.start_ns <= span.end_ns
+    assert len(span.trace_id) == 32 and len(span.span_id) == 16
+    if error and span.status == "error":
+        assert span.events[0].attributes["exception.message"] == error
+    # What the exporter does with it: the OTLP encoding accepts every attribute.
+    request = encode_spans([to_readable_span(span, Resource(span.resource))])
+    assert request.resource_spans[0].scope_spans[0].spans[0].name == span.name
