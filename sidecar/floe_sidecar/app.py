@@ -90,6 +90,7 @@ class Sidecar:
         self.intake: SocketIntake | None = None
         self._lock_fd: int | None = None
         self._stop_requested = False
+        self._tg: anyio.abc.TaskGroup | None = None
 
     # -- public ----------------------------------------------------------------------------
 
@@ -124,7 +125,8 @@ class Sidecar:
         )
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._handle_signals, tg)
+                self._tg = tg
+                tg.start_soon(self._handle_signals)
                 if self.intake is not None:
                     await tg.start(self._serve_intake)
                 if not options.once:
@@ -210,17 +212,20 @@ class Sidecar:
             debounce_ms=self.options.watch_debounce_ms,
         )
 
-    async def _handle_signals(self, tg: anyio.abc.TaskGroup) -> None:
+    async def _handle_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
-                if not self._draining.is_set() or (self.options.once and self.state != "stopping"):
-                    self.request_stop(tg, signal.Signals(signum).name)
-                else:
-                    log.warning("second signal: cutting delivery short")
-                    self._consumers_scope.cancel()
+                self.stop(signal.Signals(signum).name)
 
-    def request_stop(self, tg: anyio.abc.TaskGroup, why: str) -> None:
-        """Stop intake, then let the sinks drain for at most the grace period."""
+    def stop(self, why: str = "stop requested") -> None:
+        """Stop intake, then let the sinks drain for at most the grace period; called again,
+        cut delivery short. Call it from the sidecar's event loop."""
+        if self._tg is None:
+            return
+        if self._stop_requested:
+            log.warning("stop requested again: cutting delivery short", extra={"reason": why})
+            self._consumers_scope.cancel()
+            return
         log.info(
             "stopping: intake closed, draining",
             extra={"reason": why, "grace_s": self.options.grace},
@@ -231,7 +236,7 @@ class Sidecar:
         self._watch_stop.set()
         self._draining.set()
         self.wakeup.notify()
-        tg.start_soon(self._cut_off_after, self.options.grace)
+        self._tg.start_soon(self._cut_off_after, self.options.grace)
 
     async def _cut_off_after(self, seconds: float) -> None:
         await anyio.sleep(seconds)

@@ -86,6 +86,7 @@ class SinkSpec:
 #: Built-in outputs: (sink kind, module, factory). Each factory returns a sink or None (off).
 BUILTIN_SINKS: tuple[tuple[str, str, str], ...] = (
     ("openlineage", "floe_sidecar.openlineage.sink", "build_openlineage_sink"),
+    ("otel", "floe_sidecar.otel.sink", "build_trace_sink"),
 )
 
 

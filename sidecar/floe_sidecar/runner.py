@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import anyio
 
@@ -61,6 +61,12 @@ class SinkRunner:
 
     async def run(self, draining: anyio.Event) -> None:
         """Deliver until cancelled; once ``draining`` is set, return as soon as caught up."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_stalls)
+            await self._loop(draining)
+            tg.cancel_scope.cancel()
+
+    async def _loop(self, draining: anyio.Event) -> None:
         while True:
             batch = await self.worker.run(self.pipeline.prepare)
             if batch is None:
@@ -136,25 +142,24 @@ class SinkRunner:
                 },
             )
 
-    async def _attempt(self, batch: Batch) -> Any:
-        """One ``deliver`` on the worker thread, with a warning when it takes very long."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._warn_if_stalled, len(batch.items))
-            try:
-                return await self.worker.run(partial(self.pipeline.deliver, batch))
-            finally:
-                tg.cancel_scope.cancel()
+    async def _attempt(self, batch: Batch) -> Sequence[Rejection]:
+        return await self.worker.run(partial(self.pipeline.deliver, batch))
 
-    async def _warn_if_stalled(self, items: int) -> None:
-        waited = 0.0
+    async def _watch_stalls(self) -> None:
+        """Say so (log, status) when one ``deliver`` call runs for very long."""
+        warned_for: float | None = None
         while True:
-            await anyio.sleep(self.stall_warning)
-            waited += self.stall_warning
-            self.stats.last_error = f"deliver has not returned for {waited:.0f} s"
+            await anyio.sleep(max(0.05, self.stall_warning / 4))
+            since = self.worker.busy_since
+            running = self.delivering_for()
+            if running is None or running < self.stall_warning or warned_for == since:
+                continue
+            warned_for = since
+            self.stats.last_error = f"deliver has not returned after {running:.0f} s"
             self.stats.last_error_at = time.time()
             log.warning(
-                "deliver has not returned yet; this sink is stalled (others go on)",
-                extra={"sink": self.name, "waited_s": waited, "items": items},
+                "deliver has not returned yet; this sink is stalled (the others go on)",
+                extra={"sink": self.name, "waited_s": round(running, 1)},
             )
 
     def delivering_for(self) -> float | None:

@@ -55,6 +55,7 @@ class LineFramer:
         limit = self.max_line_bytes
         for i, piece in enumerate(pieces):
             if i == 0 and self._discarding:
+                self._keep_head(piece)
                 out.oversized.append(LineHead(self._discarded + len(piece), self._head))
                 self._discarding, self._discarded, self._head = False, 0, b""
                 continue
@@ -67,6 +68,7 @@ class LineFramer:
             else:
                 out.lines.append(piece)
         if self._discarding:
+            self._keep_head(tail)
             self._discarded += len(tail)
         else:
             self._partial += tail
@@ -76,6 +78,11 @@ class LineFramer:
                 self._head = bytes(self._partial[:OVERSIZED_HEAD_BYTES])
                 self._partial.clear()
         return out
+
+    def _keep_head(self, more: bytes) -> None:
+        room = OVERSIZED_HEAD_BYTES - len(self._head)
+        if room > 0 and more:
+            self._head += more[:room]
 
     def unfinished(self) -> LineHead | None:
         """At end of stream: the bytes of a line that never got its newline, if any."""

@@ -209,9 +209,8 @@ class SocketIntake:
                 ]
             )
         if lines:
-            lines.append(b"")  # so the join ends with a newline
             try:
-                self.writer.append(b"\n".join(lines))
+                self.writer.append(b"\n".join(lines) + b"\n")
                 if self.fsync:
                     await anyio.to_thread.run_sync(self.writer.fsync)
             except OSError as exc:
@@ -223,7 +222,7 @@ class SocketIntake:
                 self.writer.close()
                 return False
             self._last_append = time.monotonic()
-            self.stats.lines += len(lines) - 1
+            self.stats.lines += len(lines)
             self.wakeup.notify()
         return True
 

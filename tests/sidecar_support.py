@@ -1,0 +1,312 @@
+"""Helpers for the sidecar tests: events, a socket client speaking the ACK protocol, receivers.
+
+Imported by the tests only (never by the sidecar process itself; its plugin sinks live in
+``sidecar_plugins.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from floe_core import ids
+from floe_core.events import (
+    Connection,
+    DagsterRun,
+    Event,
+    Invocation,
+    InvocationFinished,
+    InvocationStarted,
+    Node,
+    NodeFinished,
+    NodeStarted,
+    Relation,
+    encode_event,
+)
+from floe_core.spool import SpoolWriter
+from floe_core.transport import ACK_PREFIX
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TESTS_DIR = Path(__file__).resolve().parent
+SIDECAR = REPO_ROOT / ".venv" / "bin" / "floe-sidecar"
+RUN_ID = "0f3c9a52-6b1e-4c7d-8a2f-5e6d7c8b9a01"
+_T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _invocation(run_id: str = RUN_ID) -> Invocation:
+    return Invocation(
+        invocation_id="4b3a2c1d-0000-4000-8000-000000000001",
+        run=DagsterRun(run_id=run_id, job_name="shop_job"),
+        project_name="shop",
+        environment="dev",
+        connection=Connection(target="duckdb", adapter_type="duckdb", path="shop.duckdb"),
+        attributes={"tenant": "acme"},
+    )
+
+
+def make_event(i: int, *, run_id: str = RUN_ID, emitted_at: datetime | None = None) -> Event:
+    """Event number ``i``: a mix of types, each with its own stable id."""
+    inv = _invocation(run_id)
+    stamp = emitted_at or (_T0 + timedelta(milliseconds=i))
+    node = Node(
+        unique_id=f"model.shop.m{i}",
+        name=f"m{i}",
+        resource_type="model",
+        materialized="table",
+        relation=Relation(database="shop", schema="main", identifier=f"m{i}"),
+    )
+    eid = ids.event_id("test", run_id, str(i))
+    kind = i % 4
+    if kind == 0:
+        return InvocationStarted(event_id=eid, emitted_at=stamp, invocation=inv, started_at=stamp)
+    if kind == 1:
+        return NodeStarted(
+            event_id=eid, emitted_at=stamp, invocation=inv, node=node, started_at=stamp
+        )
+    if kind == 2:
+        return NodeFinished(
+            event_id=eid,
+            emitted_at=stamp,
+            invocation=inv,
+            node=node,
+            started_at=stamp,
+            finished_at=stamp,
+            status="success",
+            rows_affected=i,
+        )
+    return InvocationFinished(
+        event_id=eid,
+        emitted_at=stamp,
+        invocation=inv,
+        started_at=stamp,
+        finished_at=stamp,
+        success=True,
+    )
+
+
+def event_line(i: int, **kwargs: object) -> bytes:
+    return encode_event(make_event(i, **kwargs))  # type: ignore[arg-type]
+
+
+def event_id_of(i: int, run_id: str = RUN_ID) -> str:
+    return ids.event_id("test", run_id, str(i))
+
+
+def write_spool(spool: Path, count: int, *, start: int = 0, per_write: int = 100) -> set[str]:
+    """Write events ``start..start+count`` with a SpoolWriter (the adapter's path); their ids."""
+    with SpoolWriter(spool, prefix="adapter") as writer:
+        for first in range(start, start + count, per_write):
+            last = min(first + per_write, start + count)
+            writer.append(b"".join(event_line(i) for i in range(first, last)))
+    return {event_id_of(i) for i in range(start, start + count)}
+
+
+def ids_in_ndjson(path: Path) -> list[str]:
+    """Event ids of every line of a file sink's output, in order (duplicates kept)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line)["event_id"] for line in data.splitlines() if line.strip()]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)
+
+
+def sidecar_cmd(*args: str | Path) -> list[str]:
+    return [str(SIDECAR), *(str(a) for a in args)]
+
+
+def sidecar_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("FLOE_", "OTEL_", "OPENLINEAGE"))
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+    env["OTEL_SDK_DISABLED"] = "true"
+    env["OPENLINEAGE_DISABLED"] = "true"
+    env.update(extra)
+    return env
+
+
+def start_sidecar(*args: str | Path, **env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        sidecar_cmd(*args),
+        env=sidecar_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=str(TESTS_DIR),
+    )
+
+
+def run_sidecar(
+    *args: str | Path, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        sidecar_cmd(*args),
+        env=sidecar_env(**env),
+        capture_output=True,
+        timeout=timeout,
+        cwd=str(TESTS_DIR),
+        check=False,
+    )
+
+
+def python_cmd() -> str:
+    return sys.executable
+
+
+class AckingClient:
+    """The socket side of the adapter's contract: send lines, count ACKs, spool the rest.
+
+    Lines stay "unacknowledged" until an ``ACK n`` covers them; when the connection fails, every
+    unacknowledged line is written to the spool (possibly duplicating lines the sidecar persisted
+    but could not acknowledge).
+    """
+
+    def __init__(self, socket_path: Path, spool: Path) -> None:
+        self.socket_path = socket_path
+        self.spool = spool
+        self.sock: socket.socket | None = None
+        self.unacked: deque[bytes] = deque()
+        self.acked = 0
+        self.spooled = 0
+        self._inbuf = b""
+
+    def connect(self) -> bool:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(self.socket_path))
+        except OSError:
+            sock.close()
+            return False
+        self.sock = sock
+        return True
+
+    def send(self, lines: list[bytes]) -> None:
+        self.unacked.extend(lines)
+        if self.sock is None:
+            self.fail()
+            return
+        try:
+            self.sock.sendall(b"".join(lines))
+        except OSError:
+            self.fail()
+            return
+        self.read_acks(0)
+
+    def read_acks(self, timeout: float) -> None:
+        if self.sock is None:
+            return
+        self.sock.settimeout(timeout if timeout > 0 else 0.0)
+        try:
+            while True:
+                try:
+                    data = self.sock.recv(4096)
+                except (BlockingIOError, TimeoutError):
+                    return
+                if not data:
+                    self.fail()
+                    return
+                self._inbuf += data
+                while b"\n" in self._inbuf:
+                    raw, self._inbuf = self._inbuf.split(b"\n", 1)
+                    assert raw.startswith(ACK_PREFIX), raw
+                    for _ in range(int(raw[len(ACK_PREFIX) :])):
+                        self.unacked.popleft()
+                        self.acked += 1
+                if timeout <= 0:
+                    continue
+                if not self.unacked:
+                    return
+        except OSError:
+            self.fail()
+
+    def wait_all_acked(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.unacked and self.sock is not None and time.monotonic() < deadline:
+            self.read_acks(0.05)
+
+    def fail(self) -> None:
+        """The sidecar is gone: everything unacknowledged goes to the spool."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.unacked:
+            with SpoolWriter(self.spool, prefix="client") as writer:
+                writer.append(b"".join(self.unacked))
+            self.spooled += len(self.unacked)
+            self.unacked.clear()
+        self._inbuf = b""
+
+    def close(self) -> None:
+        self.fail()
+
+
+class Receiver:
+    """A loopback HTTP endpoint that records posted event ids; can be down, failing or hung."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.mode = "ok"  # ok | fail (503) | hang
+        self.ids: list[str] = []
+        self.posts = 0
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.posts += 1
+                if receiver.mode == "hang":
+                    receiver.release.wait()
+                if receiver.mode == "fail":
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                with receiver.lock:
+                    receiver.ids.extend(json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/events"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def lines_of(ids_iter: Iterator[str]) -> list[str]:
+    return list(ids_iter)
