@@ -145,14 +145,51 @@ def sidecar_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_sidecar(*args: str | Path, **env: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        sidecar_cmd(*args),
-        env=sidecar_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=str(TESTS_DIR),
-    )
+class SidecarProcess:
+    """A real ``floe-sidecar`` process; its output goes to files (a full pipe would block it)."""
+
+    def __init__(self, log_dir: Path, *args: str | Path, **env: str) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.stdout_path = log_dir / f"sidecar-{time.monotonic_ns()}.out"
+        self.stderr_path = self.stdout_path.with_suffix(".err")
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                sidecar_cmd(*args), env=sidecar_env(**env), stdout=out, stderr=err, cwd=TESTS_DIR
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def logs(self) -> list[dict[str, object]]:
+        out = []
+        for line in self.stderr().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def wait_listening(self, timeout: float = 30) -> None:
+        """Until the socket intake is up (the signal handlers are installed by then)."""
+        wait_for(
+            lambda: '"msg":"listening"' in self.stderr() or not self.alive(), timeout, "listen"
+        )
+        assert self.alive(), self.stderr()
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.proc.terminate()
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
 
 def run_sidecar(
@@ -205,6 +242,7 @@ class AckingClient:
             self.fail()
             return
         try:
+            self.sock.settimeout(10)  # read_acks leaves it non-blocking
             self.sock.sendall(b"".join(lines))
         except OSError:
             self.fail()

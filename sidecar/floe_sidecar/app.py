@@ -137,6 +137,7 @@ class Sidecar:
                     if options.once_timeout is not None:
                         tg.start_soon(self._cut_off_after, options.once_timeout)
                 self.state = "draining" if options.once else "running"
+                self._write_status()
                 await self._run_consumers()
                 tg.cancel_scope.cancel()
         finally:
