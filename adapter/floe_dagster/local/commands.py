@@ -164,7 +164,7 @@ ENTRIES: list[
 ] = [
     (
         "prepare",
-        "compile floe.yaml if it changed and write the dbt manifest if missing (for images, CI)",
+        "compile floe.yaml if it changed, write the dbt manifest if missing or stale (images, CI)",
         _project_args,
         _run_prepare,
     ),

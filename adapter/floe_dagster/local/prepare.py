@@ -158,7 +158,7 @@ def _manifest_stale(artifacts: CompiledArtifacts) -> str | None:
     try:
         built = manifest.stat().st_mtime
     except FileNotFoundError:
-        return "none yet"
+        return "it was missing"
     project = Path(artifacts.dbt_project_path)
     for directory, subdirs, files in os.walk(project):
         subdirs[:] = [d for d in subdirs if d not in _SKIP_DIRS and not d.startswith(".")]

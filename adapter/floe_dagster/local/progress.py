@@ -9,6 +9,7 @@ log every quarter second costs nothing next to dbt; it never touches the run its
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -101,9 +102,11 @@ class RunWatcher:
                 entry.level if isinstance(entry.level, int) else logging.getLevelName(entry.level)
             )
             if isinstance(level, int) and level >= logging.ERROR and entry.user_message:
-                message = _first_line(entry.user_message)
-                self.tally.errors.append(message)
-                self.say(f"{self._elapsed()}  ERROR  {message}")
+                lines = _lines(_TRACE_SUFFIX.sub("", entry.user_message))[:_ERROR_LINES]
+                self.tally.errors.append(" ".join(lines))
+                self.say(f"{self._elapsed()}  ERROR  {lines[0] if lines else ''}")
+                for line in lines[1:]:
+                    self.say(f"{'':>7}         {line}")
             return
         kind = event.event_type
         if kind == DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
@@ -130,13 +133,16 @@ class RunWatcher:
         elif kind == DagsterEventType.STEP_FAILURE:
             self.tally.step_failed = True
             error = getattr(event.event_specific_data, "error", None)
-            text = getattr(error, "message", None) or event.message or "step failed"
-            self.say(f"{self._elapsed()}  FAIL   {_first_line(str(text))}")
+            cls_name = getattr(error, "cls_name", None) or "error"
+            self.say(f"{self._elapsed()}  FAIL   step {event.step_key} failed ({cls_name})")
 
 
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else text.strip()
+_ERROR_LINES = 3  # dbt's error: what failed, then why
+_TRACE_SUFFIX = re.compile(r"\s*\[trace_id=[0-9a-f]+ span_id=[0-9a-f]+\]\s*$")
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.strip().splitlines() if line.strip()]
 
 
 def _check_name(evaluation: Any) -> str:
