@@ -2,9 +2,10 @@
 trace and span ids in the spans (real OTLP gRPC receiver), the adapter's logs (its JSON log and
 the Dagster run log) and the lineage events (the sidecar's OpenLineage output).
 
-The pipeline runs with no sidecar at all (events go to the spool); the sidecar runs afterwards
-with ``--once``, as after an outage. A model that fails at run time and one that depends on it
-give error and skipped spans.
+The pipeline runs with no sidecar at all (its socket path leads nowhere, so events go to the
+spool) and its OTLP endpoint down; the receiver comes up and the sidecar runs afterwards with
+``--once``, as after an outage. A model that fails at run time and one that depends on it give
+error and skipped spans.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from otlp_receivers import GrpcReceiver, ReceivedSpan
+from otlp_receivers import GrpcReceiver, ReceivedSpan, free_port
 
 from floe_core import ids
 from floe_core.events import Event, InvocationFinished, NodeFinished, decode_event
@@ -45,9 +46,23 @@ class Materialized:
     events: list[Event]  # from the spool, as the adapter wrote them
     json_logs: list[dict[str, Any]]  # the adapter's structured log records
     run_messages: list[str]  # the Dagster run log's messages (not Dagster events)
+    connects: list[Any]  # addresses the pipeline's process connected to (Python sockets)
+    otlp_port: int  # the endpoint the pipeline's environment named, down during the run
 
 
-def _materialize(workdir: Path) -> Materialized:
+# Audit hooks cannot be removed: this one records only while a materialization is running.
+_RECORDING: list[list[Any]] = []
+
+
+def _record_connects(event: str, args: tuple[Any, ...]) -> None:
+    if _RECORDING and event == "socket.connect":
+        _RECORDING[-1].append(args[1])
+
+
+sys.addaudithook(_record_connects)
+
+
+def _materialize(workdir: Path, otlp_endpoint: str) -> Materialized:
     import dagster
 
     from floe_dagster import build_definitions
@@ -60,12 +75,20 @@ def _materialize(workdir: Path) -> Materialized:
         "select * from {{ ref('broken') }}\n"
     )
     spool = workdir / ".floe" / "spool"
-    overrides = {"FLOE_SPOOL_DIR": str(spool), "FLOE_LOG_LEVEL": "DEBUG"}
-    saved = {name: os.environ.get(name) for name in [*overrides, "FLOE_SOCKET"]}
+    overrides = {
+        "FLOE_SPOOL_DIR": str(spool),
+        "FLOE_LOG_LEVEL": "DEBUG",
+        "FLOE_SOCKET": str(workdir / ".floe" / "sidecar.sock"),  # configured, nobody listening
+        # The pipeline's environment names the (dead) endpoint, as a deployment would.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+    }
+    saved = {name: os.environ.get(name) for name in overrides}
     os.environ.update(overrides)
-    os.environ.pop("FLOE_SOCKET", None)
     log_stream = io.StringIO()
     configure_logging(stream=log_stream)
+    connects: list[Any] = []
+    _RECORDING.append(connects)
     try:
         output_dir = workdir / ".floe"
         artifacts = compile_floe(workdir / "floe.yaml", output_dir=output_dir)
@@ -88,6 +111,7 @@ def _materialize(workdir: Path) -> Materialized:
             if not entry.is_dagster_event
         ]
     finally:
+        _RECORDING.remove(connects)
         configure_logging(stream=sys.stderr)
         for name, value in saved.items():
             if value is None:
@@ -101,7 +125,10 @@ def _materialize(workdir: Path) -> Materialized:
         if line.strip()
     ]
     json_logs = [json.loads(line) for line in log_stream.getvalue().splitlines() if line.strip()]
-    return Materialized(workdir, result.run_id, result.success, events, json_logs, run_messages)
+    port = int(otlp_endpoint.rsplit(":", 1)[1])
+    return Materialized(
+        workdir, result.run_id, result.success, events, json_logs, run_messages, connects, port
+    )
 
 
 def _sidecar_once(run: Materialized, endpoint: str) -> subprocess.CompletedProcess[bytes]:
@@ -135,9 +162,12 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Materiali
         workdir,
         ignore=shutil.ignore_patterns(".floe", "target", "logs", "*.duckdb*", "dbt_packages"),
     )
-    run = _materialize(workdir)
-    with GrpcReceiver() as receiver:
-        result = _sidecar_once(run, f"http://127.0.0.1:{receiver.port}")
+    # The OTLP receiver is down for the whole pipeline run and comes up afterwards.
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    run = _materialize(workdir, endpoint)
+    with GrpcReceiver(port) as receiver:
+        result = _sidecar_once(run, endpoint)
         assert result.returncode == 0, result.stderr.decode()[-4000:]
         yield run, receiver.spans()
 
@@ -190,6 +220,18 @@ def test_one_trace_one_span_per_executed_node_at_dbts_times(
     assert customers.resource["tenant"] == "example"
     assert customers.resource["deployment.environment.name"] == "dev"
     assert roots[0].resource["tenant"] == "example"
+
+
+def test_the_pipeline_never_touches_the_endpoint(
+    traced: tuple[Materialized, list[ReceivedSpan]],
+) -> None:
+    """Its wall time cannot depend on the endpoint: the pipeline never connects to it (it only
+    appends to the spool), so an outage costs it nothing."""
+    run, spans = traced
+    # The recorder sees the pipeline's connections: the adapter's try at the sidecar's socket.
+    assert str(run.workdir / ".floe" / "sidecar.sock") in run.connects
+    assert not [a for a in run.connects if isinstance(a, tuple) and a[1:2] == (run.otlp_port,)]
+    assert spans  # and yet every span arrived, once the receiver was up
 
 
 def test_log_lines_name_the_spans(traced: tuple[Materialized, list[ReceivedSpan]]) -> None:
