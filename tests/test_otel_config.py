@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -250,3 +252,12 @@ def test_batch_size_and_compression(tmp_path: Path) -> None:
     )
     assert config is not None and isinstance(config.export, OtlpExport)
     assert (config.max_batch, config.export.compression) == (100, "gzip")
+
+
+def test_the_trace_package_imports_neither_dagster_nor_dbt() -> None:
+    code = (
+        "import sys, floe_sidecar.otel, floe_sidecar.otel.sink, floe_sidecar.otel.exporters\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'dagster_dbt', 'dbt'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
