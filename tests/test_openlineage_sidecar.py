@@ -1,5 +1,7 @@
-"""The real sidecar process delivers lineage to a real HTTP backend on loopback, in order per run,
-through an outage (503s, then timeouts), a crash (SIGKILL) and a restart, losing nothing."""
+"""The real sidecar process delivers lineage to a real HTTP backend on loopback: while the
+pipeline runs (adapter -> socket -> sidecar), and in order per run through an outage (503s, then
+timeouts), a crash (SIGKILL) and a restart, losing nothing. The events are those of real
+materializations of the example project."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lineage_support import Receiver, assert_run_order, shop_events
+from lineage_support import Receiver, assert_run_order, materialize_shop
 
 from floe_core.events import Event, encode_event
 from floe_core.spool import SpoolWriter
@@ -43,8 +46,11 @@ def canonical(event: dict[str, Any]) -> str:
 
 
 class Sidecar:
-    def __init__(self, spool: Path, receiver: Receiver, cwd: Path) -> None:
+    def __init__(
+        self, spool: Path, receiver: Receiver, cwd: Path, socket: Path | None = None
+    ) -> None:
         self.spool = spool
+        self.socket = socket
         self.env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(cwd),
@@ -56,11 +62,13 @@ class Sidecar:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        socket = ["--socket", str(self.socket)] if self.socket else []
         self.process = subprocess.Popen(
             [
                 str(SIDECAR),
                 "--spool",
                 str(self.spool),
+                *socket,
                 "--no-default-sinks",
                 "--sink",
                 SINK,
@@ -96,11 +104,62 @@ def receiver() -> Iterator[Receiver]:
     r.stop()
 
 
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp() / "lineage-materialized"
+
+
+def event_time(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(event["eventTime"]).timestamp()
+
+
+def test_lineage_arrives_while_the_pipeline_runs(root: Path, receiver: Receiver) -> None:
+    """Adapter -> Unix socket -> sidecar -> backend, during a real materialization."""
+    base = root / "realtime"
+    base.mkdir(parents=True, exist_ok=True)
+    sidecar = Sidecar(base / "spool", receiver, base, socket=base / "sidecar.sock")
+    sidecar.start()
+    try:
+        wait_for(sidecar.socket.exists, "the sidecar's socket")  # type: ignore[union-attr]
+        run = materialize_shop(base, "success", env={"FLOE_SOCKET": str(sidecar.socket)})
+        assert run.success
+
+        def closed() -> bool:
+            return any(
+                e["eventType"] == "COMPLETE" and e["job"]["name"] == "__ephemeral_asset_job__"
+                for e in receiver.events()
+            )
+
+        wait_for(closed, "the Dagster run's COMPLETE")
+        assert sidecar.stop() == 0
+    finally:
+        if sidecar.process is not None:
+            sidecar.stop(signal.SIGKILL)
+    got = receiver.events()
+    assert_run_order(got)
+    nodes = [e for e in got if e["job"]["facets"]["jobType"]["jobType"] != "JOB"]
+    assert len({e["run"]["runId"] for e in nodes}) >= 24  # 3 seeds, 6 models, snapshot, 14 tests
+    assert {e["eventType"] for e in nodes} == {"START", "COMPLETE"}
+    # Real time: the first nodes' events reached the backend before dbt had finished.
+    [dbt_done] = [
+        e for e in got if e["job"]["name"] == "dbt-run-shop" and e["eventType"] != "START"
+    ]
+    first_node_start = min(
+        r.at
+        for r in receiver.received
+        for e in r.events
+        if e["eventType"] == "START" and e["job"]["name"].startswith("seed.")
+    )
+    assert first_node_start < event_time(dbt_done)
+
+
 def test_outage_crash_and_restart_lose_nothing_and_keep_run_order(
-    tmp_path: Path, receiver: Receiver
+    tmp_path: Path, root: Path, receiver: Receiver
 ) -> None:
     spool = tmp_path / ".floe" / "spool"
-    first, second = shop_events(), shop_events(fail_model="stg_payments")
+    first, second = materialize_shop(root, "success"), materialize_shop(root, "failing")
+    assert first.events and second.events
+    first, second = first.events, second.events
     expected = [item for e in first + second for item in translate_event(e)]
     half = len(first) // 2
     sidecar = Sidecar(spool, receiver, tmp_path)
