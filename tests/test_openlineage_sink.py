@@ -374,3 +374,17 @@ def test_kafka_keys_by_root_job_and_raises_on_delivery_errors(
     monkeypatch.setattr(_FakeProducer, "fail", "broker down")
     with pytest.raises(DeliveryError, match="broker down"):
         sink.deliver(events)
+
+
+def test_the_lineage_package_imports_neither_dagster_nor_dbt() -> None:
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from floe_sidecar.openlineage.delivery import build_delivery\n"
+        "build_delivery({'type': 'http', 'url': 'http://127.0.0.1:9'})\n"
+        "roots = {m.split('.')[0] for m in sys.modules}\n"
+        "print(','.join(sorted(roots & {'dagster', 'dbt', 'dagster_dbt'})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
