@@ -262,6 +262,11 @@ def _summary(
     say(checks)
     if delivery is None and after is None:
         return
+    if after is None:
+        say(
+            f"  lineage and traces: no sidecar status (`floe-sidecar status --spool "
+            f"{_show(paths.spool)}` failed); see {_show(paths.logs / 'sidecar.log')}"
+        )
     for sink_name, label, unit, local in (
         (LINEAGE_SINK, "lineage", "events", paths.lineage_file),
         (TRACES_SINK, "traces", "spans", paths.traces_file),
