@@ -16,9 +16,10 @@ from sidecar_support import event_line
 
 from floe_core.events import Event, EventError, decode_event
 from floe_core.spool import SpoolWriter
+from floe_sidecar.badlines import BadLineLedger
 from floe_sidecar.cursor import load_cursor
 from floe_sidecar.deadletter import DeadLetter, read_deadletter, restore_line
-from floe_sidecar.pipeline import SinkPipeline, Validator
+from floe_sidecar.pipeline import SinkPipeline
 from floe_sidecar.reader import SpoolReader
 from floe_sidecar.sinks.base import Rejection
 
@@ -172,17 +173,15 @@ class Collect:
 
 def drain(spool: Path, state: Path, sinks: list[Collect], max_line: int) -> DeadLetter:
     dead = DeadLetter(state / "deadletter.ndjson", durable=False)
-    validator = Validator(
-        "validator", spool, state / "validator.json", dead, max_line_bytes=max_line
-    )
-    while validator.step() is not None:
-        pass
+    ledger = BadLineLedger(state / "reported.json", dead, max_line)
     for sink in sinks:
         pipeline = SinkPipeline(
-            sink, spool, state / f"{sink.name}.json", dead, max_line_bytes=max_line
+            sink, spool, state / f"{sink.name}.json", dead, ledger, max_line_bytes=max_line
         )
         while (batch := pipeline.prepare()) is not None:
             pipeline.commit(batch, pipeline.deliver(batch), None)
+        pipeline.save_if_dirty()
+    ledger.save_if_dirty()
     return dead
 
 

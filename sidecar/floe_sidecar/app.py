@@ -1,8 +1,8 @@
 """The sidecar's lifecycle: start the sources and one runner per sink, supervise, stop cleanly.
 
-Start: take the spool's lock (one sidecar per spool), open the dead-letter file, start the
-validator and one runner per sink, the socket intake (if any), the spool watcher and the
-housekeeping (status file, segment retirement).
+Start: take the spool's lock (one sidecar per spool), open the dead-letter file, start one runner
+per sink, the socket intake (if any), the spool watcher and the housekeeping (status file,
+segment retirement).
 
 Stop (SIGTERM/SIGINT, or ``--once`` having delivered everything): stop intake first (no new
 lines; the intake segment is sealed), let every sink deliver what is already in the spool for at
@@ -25,12 +25,13 @@ from typing import Any
 
 import anyio
 
+from floe_sidecar.badlines import BadLineLedger
 from floe_sidecar.config import EngineOptions
 from floe_sidecar.deadletter import DeadLetter
 from floe_sidecar.layout import SpoolLayout
-from floe_sidecar.pipeline import Consumer, SinkPipeline, Validator
+from floe_sidecar.pipeline import SinkPipeline
 from floe_sidecar.retention import retire_segments
-from floe_sidecar.runner import SinkRunner, ValidatorRunner
+from floe_sidecar.runner import SinkRunner
 from floe_sidecar.sinks.base import Sink
 from floe_sidecar.sources.socket import SocketIntake
 from floe_sidecar.sources.spool_watch import watch_spool
@@ -86,7 +87,7 @@ class Sidecar:
         self.report = RunReport()
         self.deadletter: DeadLetter | None = None
         self.runners: list[SinkRunner] = []
-        self.validator: ValidatorRunner | None = None
+        self.ledger: BadLineLedger | None = None
         self.intake: SocketIntake | None = None
         self._lock_fd: int | None = None
         self._stop_requested = False
@@ -146,22 +147,14 @@ class Sidecar:
     def _build_consumers(self, deadletter: DeadLetter) -> None:
         options = self.options
         layout = self.layout
-        validator = Validator(
-            "validator",
-            options.spool_dir,
-            layout.validator_cursor,
-            deadletter,
-            max_line_bytes=options.max_line_bytes,
-        )
-        self.validator = ValidatorRunner(
-            validator, self.wakeup.subscribe(), rescan_interval=options.rescan_interval
-        )
+        self.ledger = ledger = BadLineLedger(layout.reported, deadletter, options.max_line_bytes)
         for sink in self.sinks:
             pipeline = SinkPipeline(
                 sink,
                 options.spool_dir,
                 layout.cursor(sink.name),
                 deadletter,
+                ledger,
                 max_line_bytes=options.max_line_bytes,
                 linger=options.linger,
             )
@@ -188,10 +181,8 @@ class Sidecar:
             )
 
     async def _run_consumers(self) -> None:
-        assert self.validator is not None
         with self._consumers_scope:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self.validator.run, self._draining)
                 for runner in self.runners:
                     tg.start_soon(runner.run, self._draining)
         if self._consumers_scope.cancelled_caught:
@@ -259,27 +250,29 @@ class Sidecar:
                 await anyio.to_thread.run_sync(self._write_status)
 
     def _retire(self) -> list[str]:
-        assert self.validator is not None
-        positions = [r.pipeline.cursor.positions for r in self.runners]
-        positions.append(self.validator.validator.cursor.positions)
-        return retire_segments(
+        positions = [r.pipeline.positions() for r in self.runners]
+        retired = retire_segments(
             self.options.spool_dir, positions, archive_dir=self.options.archive_dir
         )
+        if self.ledger is not None:
+            self.ledger.forget(retired)
+            self.ledger.save_if_dirty()
+        return retired
 
     async def _finish(self) -> None:
         """Save cursors, retire, report, close sinks: runs however the run ended."""
         with anyio.CancelScope(shield=True):
             self.state = "stopped"
-            consumers: list[Consumer] = [r.pipeline for r in self.runners]
-            if self.validator is not None:
-                consumers.append(self.validator.validator)
-            for consumer in consumers:
+            for runner in self.runners:
                 try:
-                    consumer.save_if_dirty()
+                    runner.pipeline.save_if_dirty()
                 except OSError as exc:
-                    log.error(
-                        "cannot save cursor", extra={"consumer": consumer.name, "error": str(exc)}
-                    )
+                    log.error("cannot save cursor", extra={"sink": runner.name, "error": str(exc)})
+            if self.ledger is not None:
+                try:
+                    self.ledger.save_if_dirty()
+                except OSError as exc:
+                    log.error("cannot save the bad-line ledger", extra={"error": str(exc)})
             try:
                 self._retire()
             except OSError as exc:
@@ -291,8 +284,6 @@ class Sidecar:
             async with anyio.create_task_group() as tg:
                 for runner in self.runners:
                     tg.start_soon(self._close_sink, runner)
-            if self.validator is not None:
-                self.validator.worker.stop()
             if self.deadletter is not None:
                 self.deadletter.close()
             log.info(
@@ -316,7 +307,7 @@ class Sidecar:
         runner.worker.stop()
 
     def _sink_report(self, runner: SinkRunner) -> SinkReport:
-        pending = count_pending(self.options.spool_dir, runner.pipeline.cursor.positions)
+        pending = count_pending(self.options.spool_dir, runner.pipeline.positions())
         return SinkReport(
             name=runner.name,
             delivered=runner.stats.delivered,
@@ -333,7 +324,7 @@ class Sidecar:
         for runner in self.runners:
             stats = runner.stats
             pipeline = runner.pipeline
-            left, segments = pending_bytes(spool, pipeline.cursor.positions)
+            left, segments = pending_bytes(spool, pipeline.positions())
             delivering = runner.delivering_for()
             sinks.append(
                 SinkHealth(
@@ -367,9 +358,6 @@ class Sidecar:
                 fragments=s.fragments,
                 write_errors=s.write_errors,
             )
-        validator_left = 0
-        if self.validator is not None:
-            validator_left = pending_bytes(spool, self.validator.validator.cursor.positions)[0]
         return Health(
             pid=os.getpid(),
             state=self.state,
@@ -377,7 +365,6 @@ class Sidecar:
             updated_at=time.time(),
             spool=str(spool),
             sinks=sinks,
-            validator_pending_bytes=validator_left,
             deadletter=str(self.layout.deadletter),
             deadletter_written=self.deadletter.count if self.deadletter else 0,
             intake=intake,

@@ -18,11 +18,12 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = True, sync_dir: bool = False) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new content, never a mix.
 
-    Write a temporary file next to it, fsync it, rename it over the target, fsync the directory.
-    ``durable=False`` skips both fsyncs (still atomic, but may be lost on a machine crash).
+    Write a temporary file next to it, fsync it (``durable``), rename it over the target, and
+    with ``sync_dir`` fsync the directory too, so the rename itself survives a machine crash.
+    ``durable=False`` skips the fsyncs (still atomic against a crash of this process).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -35,5 +36,5 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    if durable:
+    if durable and sync_dir:
         fsync_dir(path.parent)

@@ -8,7 +8,7 @@ owner-only like the spool itself)::
       .sidecar/
         lock                 flock held by the running sidecar (one sidecar per spool)
         cursors/<sink>.json  each sink's durable position, per segment
-        validator.json       position of the validator (dead-letters bad lines once)
+        reported.json        how far bad lines have been dead-lettered (so: once, not per sink)
         deadletter.ndjson    lines and items that could not be delivered, with the reason
         status.json          health snapshot, rewritten every few seconds
 """
@@ -53,8 +53,8 @@ class SpoolLayout:
         return self.state_dir / "cursors"
 
     @property
-    def validator_cursor(self) -> Path:
-        return self.state_dir / "validator.json"
+    def reported(self) -> Path:
+        return self.state_dir / "reported.json"
 
     @property
     def deadletter(self) -> Path:

@@ -1,17 +1,13 @@
-"""The synchronous half of one consumer of the spool: read, decode, translate, batch, commit.
+"""The synchronous half of one sink: read, decode, translate, batch, and commit its cursor.
 
-Everything here runs on the consumer's own worker thread (:mod:`floe_sidecar.worker`), so neither
-decoding nor a sink's translation ever stalls the event loop that serves the socket. The async half
+Everything here runs on the sink's own worker thread (:mod:`floe_sidecar.worker`), so neither
+decoding nor translation ever stalls the event loop that serves the socket. The async half
 (:mod:`floe_sidecar.runner`) decides when to call what: retries, backoff, wake-ups, shutdown.
 
-Two kinds of consumers share the spool reader:
-
-* :class:`SinkPipeline`, one per sink: lines that do not decode are skipped here (the validator
-  reports them), events become the sink's items, items are delivered in batches of at most
-  ``max_batch``, and the cursor is saved only after ``deliver`` returned;
-* :class:`Validator`, one per sidecar: decodes every line and dead-letters each bad one exactly
-  once, with the reason and its position (segment + byte offset), so N sinks do not report it N
-  times.
+Each line is decoded once per sink; lines that do not decode, or are too long, are handed to the
+shared :class:`~floe_sidecar.badlines.BadLineLedger`, which dead-letters each of them once
+whatever the number of sinks. Events become the sink's items; items are delivered in batches of at
+most ``max_batch``; the cursor is saved (atomically, durably) only after ``deliver`` returned.
 """
 
 from __future__ import annotations
@@ -26,12 +22,13 @@ from typing import Any
 
 from floe_core.events import EventError, decode_event
 from floe_core.transport import MAX_LINE_BYTES
+from floe_sidecar.badlines import BadLineLedger, Problem
 from floe_sidecar.cursor import Cursor, load_cursor, save_cursor
 from floe_sidecar.deadletter import OVERSIZED_HEAD_BYTES, DeadLetter, DeadLetterRecord
 from floe_sidecar.reader import Span, SpoolReader
 from floe_sidecar.sinks.base import Rejection, Sink
 
-__all__ = ["Batch", "Consumer", "SinkPipeline", "Validator"]
+__all__ = ["Batch", "SinkPipeline"]
 
 log = logging.getLogger("floe_sidecar.pipeline")
 
@@ -45,101 +42,48 @@ class Batch:
     origins: list[tuple[Span, int]] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
     events: int = 0
-    # When the oldest event in the batch was read: how long it waited shows in the status.
-    read_at: float = 0.0
+    read_at: float = 0.0  # monotonic time the first span was read
 
 
-class Consumer:
-    """What sink pipelines and the validator share: a reader and a cursor guarded by a lock."""
-
-    name: str
-
-    def __init__(
-        self,
-        name: str,
-        spool_dir: Path,
-        cursor_path: Path,
-        deadletter: DeadLetter,
-        *,
-        max_line_bytes: int = MAX_LINE_BYTES,
-    ) -> None:
-        self.name = name
-        self.cursor_path = cursor_path
-        self.deadletter = deadletter
-        self.max_line_bytes = max_line_bytes
-        self.cursor: Cursor = load_cursor(cursor_path, name)
-        self.reader = SpoolReader(
-            spool_dir,
-            self.cursor.positions,
-            max_line_bytes=max_line_bytes,
-            on_reset=self._on_reset,
-        )
-        # The cursor is changed on the worker thread and saved at shutdown from the loop thread.
-        self._lock = threading.Lock()
-        self._dirty = False
-        self.dead_lettered = 0
-
-    def _on_reset(self, segment: str, reason: str) -> None:
-        log.warning(
-            "segment %s; reading it again from the start",
-            reason,
-            extra={"consumer": self.name, "segment": segment},
-        )
-
-    def _advance(self, spans: Sequence[Span]) -> None:
-        positions = self.cursor.positions
-        for span in spans:
-            positions[span.segment] = span.position()
-        for gone in self.reader.take_gone():
-            positions.pop(gone, None)
-
-    def save(self, *, durable: bool = True) -> None:
-        with self._lock:
-            save_cursor(self.cursor_path, self.cursor, durable=durable)
-            self._dirty = False
-
-    def save_if_dirty(self) -> None:
-        """Persist progress over lines that produced nothing to deliver (lazy, see below)."""
-        if self._dirty:
-            self.save()
-
-    def commit_quietly(self, spans: Sequence[Span]) -> None:
-        """Move past spans that had nothing to deliver, without an fsync each time.
-
-        Losing such a position in a crash only means reading those lines again, and they yield
-        nothing to deliver; so they are saved lazily (when idle, and at shutdown).
-        """
-        with self._lock:
-            self._advance(spans)
-            self._dirty = True
-
-
-class SinkPipeline(Consumer):
+class SinkPipeline:
     def __init__(
         self,
         sink: Sink[Any],
         spool_dir: Path,
         cursor_path: Path,
         deadletter: DeadLetter,
+        ledger: BadLineLedger,
         *,
         max_line_bytes: int = MAX_LINE_BYTES,
         linger: float = 0.0,
     ) -> None:
-        super().__init__(
-            sink.name, spool_dir, cursor_path, deadletter, max_line_bytes=max_line_bytes
-        )
         self.sink = sink
+        self.name = sink.name
         self.max_batch = max(1, int(sink.max_batch))
+        self.cursor_path = cursor_path
+        self.deadletter = deadletter
+        self.ledger = ledger
+        self.max_line_bytes = max_line_bytes
         self.linger = linger
-        self.translate_errors = 0
+        self.cursor: Cursor = load_cursor(cursor_path, sink.name)
+        self.reader = SpoolReader(
+            spool_dir,
+            self.cursor.positions,
+            max_line_bytes=max_line_bytes,
+            on_reset=self._on_reset,
+        )
+        self.dead_lettered = 0  # items of this sink (translation errors, rejections, give-ups)
+        # The cursor changes on the worker thread and is saved at shutdown from the loop thread.
+        self._lock = threading.Lock()
+        self._dirty = False
 
     # -- called on the worker thread -------------------------------------------------------
 
     def prepare(self) -> Batch | None:
         """Fill a batch; None when the spool has nothing new for this sink.
 
-        Spans that yield no items (all lines bad, or the sink ignores those events) are
-        committed on the way, so a sink that ignores most events still moves forward.
+        Spans that yield no items (bad lines only, or events this sink ignores) are committed
+        on the way, so a sink that ignores most events still moves forward.
         """
         batch = Batch()
         lingered = self.linger <= 0
@@ -156,8 +100,10 @@ class SinkPipeline(Consumer):
             batch.spans.append(span)
             if span.kind == "lines":
                 self._translate(span, batch)
+            else:
+                self.ledger.record(span)
             if not batch.items:  # nothing to deliver so far: no need to hold these spans
-                self.commit_quietly(batch.spans)
+                self._commit_quietly(batch.spans)
                 batch.spans.clear()
         return batch if batch.items else None
 
@@ -166,40 +112,59 @@ class SinkPipeline(Consumer):
         items = batch.items
         origins = batch.origins
         max_line = self.max_line_bytes
-        errors: list[DeadLetterRecord] = []
+        problems: list[Problem] = []
+        failed: list[tuple[int, str]] = []
+        events = 0
         for index, line in enumerate(span.lines):
             if len(line) > max_line:
-                continue  # the validator dead-letters it
+                reason = (
+                    f"line of {len(line)} bytes exceeds the {max_line}-byte limit; "
+                    f"only its first {min(len(line), OVERSIZED_HEAD_BYTES)} bytes are kept"
+                )
+                problems.append((index, "oversized", reason))
+                continue
             try:
                 event = decode_event(line)
-            except EventError:
-                continue  # the validator dead-letters it
-            batch.events += 1
+            except EventError as exc:
+                if line.strip():  # blank lines carry nothing: skipped quietly
+                    problems.append((index, "bad_line", str(exc)))
+                continue
+            events += 1
             try:
                 produced = translate(event)
             except Exception as exc:
-                errors.append(
-                    DeadLetterRecord(
-                        kind="translate_error",
-                        reason=f"{type(exc).__name__}: {exc}",
-                        segment=span.segment,
-                        offset=span.offsets()[index],
-                        line=line,
-                        sink=self.name,
-                    )
-                )
+                failed.append((index, f"{type(exc).__name__}: {exc}"))
                 continue
-            if produced:
+            if len(produced) == 1:
+                items.append(produced[0])
+                origins.append((span, index))
+            elif produced:
                 items.extend(produced)
                 origins.extend([(span, index)] * len(produced))
-        if errors:
-            # Durable before the batch commits: a translation bug never loses the event.
-            self.translate_errors += len(errors)
-            self.dead_lettered += self.deadletter.write(errors)
-            log.error(
-                "translation failed; event dead-lettered",
-                extra={"sink": self.name, "count": len(errors), "error": errors[0].reason},
+        batch.events += events
+        self.ledger.record(span, problems)
+        if failed:
+            self._dead_letter_translation(span, failed)
+
+    def _dead_letter_translation(self, span: Span, failed: list[tuple[int, str]]) -> None:
+        """A translation bug never loses the event: it goes to dead-letter, durably, first."""
+        offsets = span.offsets()
+        records = [
+            DeadLetterRecord(
+                kind="translate_error",
+                reason=reason,
+                segment=span.segment,
+                offset=offsets[index],
+                line=span.lines[index],
+                sink=self.name,
             )
+            for index, reason in failed
+        ]
+        self.dead_lettered += self.deadletter.write(records)
+        log.error(
+            "translation failed; event dead-lettered",
+            extra={"sink": self.name, "count": len(records), "error": records[0].reason},
+        )
 
     def deliver(self, batch: Batch) -> Sequence[Rejection]:
         return self.sink.deliver(batch.items)
@@ -209,21 +174,25 @@ class SinkPipeline(Consumer):
 
         Returns the number of items counted as delivered.
         """
-        records = []
         if gave_up is not None:
-            records = [
-                self._item_record(batch, i, "gave_up", gave_up) for i in range(len(batch.items))
-            ]
-            delivered = 0
+            indexes = list(range(len(batch.items)))
+            kind, reasons = "gave_up", [gave_up] * len(indexes)
         else:
-            for rejection in rejections:
-                if 0 <= rejection.index < len(batch.items):
-                    records.append(
-                        self._item_record(batch, rejection.index, "rejected", rejection.reason)
-                    )
-            delivered = len(batch.items) - len(records)
+            valid = [r for r in rejections if 0 <= r.index < len(batch.items)]
+            if len(valid) != len(rejections):
+                log.warning(
+                    "deliver rejected items that are not in the batch; ignored",
+                    extra={"sink": self.name, "batch": len(batch.items)},
+                )
+            indexes = [r.index for r in valid]
+            kind, reasons = "rejected", [r.reason for r in valid]
+        records = [
+            self._item_record(batch, index, kind, reason)
+            for index, reason in zip(indexes, reasons, strict=True)
+        ]
         if records:
             self.dead_lettered += self.deadletter.write(records)
+        delivered = len(batch.items) - len(records)
         with self._lock:
             self._advance(batch.spans)
             self.cursor.delivered += delivered
@@ -246,85 +215,39 @@ class SinkPipeline(Consumer):
     def close_sink(self) -> None:
         self.sink.close()
 
+    # -- cursor ----------------------------------------------------------------------------
 
-class Validator(Consumer):
-    """Dead-letters every line no sink can use, once, before any sink has to skip it."""
+    def _on_reset(self, segment: str, reason: str) -> None:
+        self.ledger.reset(segment)
+        log.warning(
+            "segment %s; reading it again from the start",
+            reason,
+            extra={"sink": self.name, "segment": segment},
+        )
 
-    SPAN_LINES = 4096
+    def _advance(self, spans: Sequence[Span]) -> None:
+        positions = self.cursor.positions
+        for span in spans:
+            positions[span.segment] = span.position()
+        for gone in self.reader.take_gone():
+            positions.pop(gone, None)
 
-    def step(self) -> int | None:
-        """Check the next span; the number of lines checked, or None when caught up."""
-        span = self.reader.read(self.SPAN_LINES)
-        if span is None:
-            return None
-        records = self._check(span)
-        if records:
-            self.dead_lettered += self.deadletter.write(records)
-            with self._lock:
-                self._advance([span])
-                self.cursor.dead_lettered += len(records)
+    def _commit_quietly(self, spans: Sequence[Span]) -> None:
+        """Move past spans that had nothing to deliver, without an fsync each time.
+
+        Losing such a position in a crash only means reading those lines again, and they yield
+        nothing to deliver; so they are saved lazily (when idle, and at shutdown).
+        """
+        with self._lock:
+            self._advance(spans)
+            self._dirty = True
+
+    def save_if_dirty(self) -> None:
+        with self._lock:
+            if self._dirty:
                 save_cursor(self.cursor_path, self.cursor)
                 self._dirty = False
-        else:
-            self.commit_quietly([span])
-        return max(1, len(span.lines))
 
-    def _check(self, span: Span) -> list[DeadLetterRecord]:
-        if span.kind == "oversized":
-            return [
-                DeadLetterRecord(
-                    kind="oversized",
-                    reason=(
-                        f"line of {span.length} bytes exceeds the {self.max_line_bytes}-byte "
-                        f"limit; only its first {len(span.head)} bytes are kept"
-                    ),
-                    segment=span.segment,
-                    offset=span.start,
-                    line=span.head,
-                    length=span.length,
-                )
-            ]
-        if span.kind == "fragment":
-            return [
-                DeadLetterRecord(
-                    kind="fragment",
-                    reason="the segment is sealed but ends in the middle of a line",
-                    segment=span.segment,
-                    offset=span.start,
-                    line=span.head,
-                )
-            ]
-        records: list[DeadLetterRecord] = []
-        max_line = self.max_line_bytes
-        offset = span.start
-        for line in span.lines:
-            if len(line) > max_line:
-                records.append(
-                    DeadLetterRecord(
-                        kind="oversized",
-                        reason=(
-                            f"line of {len(line)} bytes exceeds the {max_line}-byte limit; "
-                            "only its head is kept"
-                        ),
-                        segment=span.segment,
-                        offset=offset,
-                        line=line[:OVERSIZED_HEAD_BYTES],
-                        length=len(line),
-                    )
-                )
-            else:
-                try:
-                    decode_event(line)
-                except EventError as exc:
-                    if line.strip():  # blank lines carry nothing: skipped quietly
-                        records.append(
-                            DeadLetterRecord(
-                                kind="bad_line",
-                                reason=str(exc),
-                                segment=span.segment,
-                                offset=offset,
-                                line=line,
-                            )
-                        )
-            offset += len(line) + 1
-        return records
+    def positions(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self.cursor.positions)

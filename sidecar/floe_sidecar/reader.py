@@ -1,6 +1,6 @@
 """Reading the spool: complete lines only, from a consumer's own positions, segment by segment.
 
-A consumer (a sink, or the validator) owns one :class:`SpoolReader`. It reads ahead of the
+Each sink owns one :class:`SpoolReader`. It reads ahead of the
 consumer's saved cursor; the consumer commits a :class:`Span`'s position only once it has dealt
 with the span (delivered it, or dead-lettered what was bad in it).
 
@@ -8,7 +8,7 @@ Rules every consumer relies on:
 
 * a line is returned only once its ``\\n`` is on disk; a partial last line is left for later,
   unless the segment is sealed (its writer closed or died): then the bytes are returned once as a
-  ``fragment`` span, so the validator can dead-letter them and everyone moves past;
+  ``fragment`` span, to be dead-lettered, and the reader moves past them;
 * a line longer than ``max_line_bytes`` is returned as an ``oversized`` span (its first
   :data:`~floe_sidecar.deadletter.OVERSIZED_HEAD_BYTES` bytes and its length), never buffered whole;
 * a segment that shrank below the position, or whose inode or first bytes changed, was truncated or

@@ -1,7 +1,7 @@
 """Removing (or archiving) segments once nobody needs them any more.
 
-A segment goes when it is sealed (no writer will append to it again) and every consumer (each
-configured sink and the validator) has a position at its end for that very file (same inode).
+A segment goes when it is sealed (no writer will append to it again) and every configured sink
+has a position at its end for that very file (same inode).
 Sinks that are no longer configured do not count: their stale cursors never pin the spool.
 """
 

@@ -1,8 +1,8 @@
 """The async half of each consumer: when to read, deliver, retry, wait, and stop.
 
-One :class:`SinkRunner` per sink and one :class:`ValidatorRunner` run side by side in the
-sidecar's task group. They share nothing but the wake-up signal, so a slow, failing or hung sink
-never holds back another: its backlog simply stays in the spool, behind its own cursor.
+One :class:`SinkRunner` per sink runs in the sidecar's task group. Runners share nothing but the
+wake-up signal (and the bad-line ledger), so a slow, failing or hung sink never holds back
+another: its backlog simply stays in the spool, behind its own cursor.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from functools import partial
 
 import anyio
 
-from floe_sidecar.pipeline import Batch, SinkPipeline, Validator
+from floe_sidecar.pipeline import Batch, SinkPipeline
 from floe_sidecar.retry import RetryPolicy
 from floe_sidecar.sinks.base import Rejection
 from floe_sidecar.wakeup import Subscription
 from floe_sidecar.worker import ThreadWorker
 
-__all__ = ["SinkRunner", "SinkStats", "ValidatorRunner"]
+__all__ = ["SinkRunner", "SinkStats"]
 
 log = logging.getLogger("floe_sidecar.runner")
 
@@ -165,36 +165,3 @@ class SinkRunner:
     def delivering_for(self) -> float | None:
         since = self.worker.busy_since
         return None if since is None else time.monotonic() - since
-
-
-class ValidatorRunner:
-    def __init__(
-        self, validator: Validator, subscription: Subscription, *, rescan_interval: float = 1.0
-    ) -> None:
-        self.validator = validator
-        self.worker = ThreadWorker("validator")
-        self.subscription = subscription
-        self.rescan_interval = rescan_interval
-        self.caught_up = False
-
-    async def run(self, draining: anyio.Event) -> None:
-        while True:
-            checked = await self.worker.run(self._step_many)
-            if checked:
-                self.caught_up = False
-                continue
-            self.caught_up = True
-            await self.worker.run(self.validator.save_if_dirty)
-            if draining.is_set():
-                return
-            await self.subscription.wait(self.rescan_interval)
-
-    def _step_many(self) -> int:
-        """Several spans per thread hop: the validator is cheap per line."""
-        total = 0
-        while total < 20_000:
-            checked = self.validator.step()
-            if checked is None:
-                break
-            total += checked
-        return total

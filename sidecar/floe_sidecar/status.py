@@ -76,7 +76,6 @@ class Health(msgspec.Struct, kw_only=True):
     updated_at: float
     spool: str
     sinks: list[SinkHealth]
-    validator_pending_bytes: int = 0
     deadletter: str
     deadletter_written: int = 0  # records, this process
     intake: IntakeHealth | None = None
