@@ -130,7 +130,7 @@ class Sidecar:
                 tg.start_soon(self._handle_signals)
                 if self.intake is not None:
                     await tg.start(self._serve_intake)
-                if not options.once:
+                if options.watch and not options.once:
                     tg.start_soon(self._watch)
                 tg.start_soon(self._housekeeping)
                 if options.once:

@@ -164,7 +164,19 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     tuning = parser.add_argument_group("tuning")
     tuning.add_argument("--linger-ms", type=_positive, default=2.0)
-    tuning.add_argument("--rescan-interval", type=_positive, default=1.0, metavar="SECONDS")
+    tuning.add_argument(
+        "--rescan-interval",
+        type=_positive,
+        default=1.0,
+        metavar="SECONDS",
+        help="look at the spool at least this often, notified or not (default 1)",
+    )
+    tuning.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="do not watch the spool for changes (file systems without inotify, e.g. NFS); "
+        "new lines are then found by the rescan alone",
+    )
     tuning.add_argument("--status-interval", type=_positive, default=2.0, metavar="SECONDS")
     tuning.add_argument("--max-line-bytes", type=int, default=MAX_LINE_BYTES)
     tuning.add_argument(
@@ -266,6 +278,7 @@ def _run(args: argparse.Namespace) -> int:
         retry=retry,
         rescan_interval=args.rescan_interval,
         linger=args.linger_ms / 1000,
+        watch=not args.no_watch,
         status_interval=args.status_interval,
         max_line_bytes=args.max_line_bytes,
         intake_fsync=args.intake_fsync,

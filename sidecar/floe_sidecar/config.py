@@ -62,6 +62,8 @@ class EngineOptions:
     rescan_interval: float = 1.0
     #: A sink with a partial batch waits this long once for more before delivering.
     linger: float = 0.002
+    #: Watch the spool for changes (inotify); off, the rescan interval alone finds new lines.
+    watch: bool = True
     watch_step_ms: int = 5
     watch_debounce_ms: int = 20
     status_interval: float = 2.0
