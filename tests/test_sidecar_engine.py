@@ -3,6 +3,8 @@ per-sink independence, segment retirement, the once mode; plus arbitrary bytes o
 
 from __future__ import annotations
 
+import fcntl
+import grp
 import os
 import stat
 import threading
@@ -14,7 +16,7 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sidecar_support import event_line, write_spool
+from sidecar_support import event_id_of, event_line, write_spool
 
 from floe_core.events import Event
 from floe_core.spool import list_segments
@@ -294,6 +296,41 @@ async def test_bad_lines_are_dead_lettered_once_whatever_the_number_of_sinks(
     assert "unknown event type 'mystery'" in str(records[2]["reason"])
     assert all(len(s.ids) == 1 for s in sinks)
     assert report.deadlettered == 4 and not report.pending
+
+
+async def test_a_truncated_segment_is_noted_once_and_read_again(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    path = spool / "0001-writer.ndjson"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # its writer is alive: the segment is not sealed
+    try:
+        os.write(fd, b"".join(event_line(i) for i in range(3)))
+        sinks = [Collect("a"), Collect("b")]
+        await Sidecar(options(spool, once=True), sinks).run()
+        os.ftruncate(fd, 0)  # the writer starts over in place (same inode, shorter)
+        os.pwrite(fd, event_line(7), 0)
+        again = [Collect("a"), Collect("b")]
+        await Sidecar(options(spool, once=True), again).run()
+    finally:
+        os.close(fd)
+    assert [s.ids for s in again] == [[event_id_of(7)], [event_id_of(7)]]
+    notes = [r for r in read_deadletter(SpoolLayout(spool).deadletter) if r["kind"] == "note"]
+    assert len(notes) == 1 and notes[0]["segment"] == path.name
+    assert "truncated" in str(notes[0]["reason"])
+
+
+async def test_socket_group_mode(tmp_path: Path) -> None:
+    group = grp.getgrgid(os.getgid()).gr_name
+    spool, sock = tmp_path / "spool", tmp_path / "s.sock"
+    sidecar = Sidecar(options(spool, socket_path=sock, socket_group=group), [Collect()])
+
+    async def body() -> None:
+        await wait_until(sock.exists)
+        st = os.stat(sock)
+        assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o660, os.getgid())
+
+    await run_with(sidecar, body)
 
 
 async def test_a_second_sidecar_on_the_same_spool_is_refused(tmp_path: Path) -> None:

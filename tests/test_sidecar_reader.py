@@ -115,12 +115,18 @@ def test_truncated_or_replaced_segment_is_read_again_from_zero(tmp_path: Path) -
     spool = tmp_path / "spool"
     path = segment(spool, "a.ndjson", b"aaaa\nbbbb\n")
     resets: list[tuple[str, str]] = []
-    reader = SpoolReader(spool, {}, on_reset=lambda s, r: resets.append((s, r)))
+
+    def note(segment: str, reason: str, inode: int) -> None:
+        resets.append((segment, reason))
+
+    reader = SpoolReader(spool, {}, on_reset=note)
     span = reader.read(10)
     assert span is not None
     position = span.position()
     path.write_bytes(b"cc\n")  # truncated in place (same inode, shorter than the position)
-    again = SpoolReader(spool, {"a.ndjson": position}, on_reset=lambda s, r: resets.append((s, r)))
+    again = SpoolReader(
+        spool, {"a.ndjson": position}, on_reset=lambda s, r, i: resets.append((s, r))
+    )
     span = again.read(10)
     assert span is not None and span.lines == [b"cc"] and span.start == 0
     assert "truncated" in resets[-1][1]
@@ -128,7 +134,9 @@ def test_truncated_or_replaced_segment_is_read_again_from_zero(tmp_path: Path) -
     position = span.position()
     path.unlink()
     segment(spool, "a.ndjson", b"dddddddddd\n")
-    third = SpoolReader(spool, {"a.ndjson": position}, on_reset=lambda s, r: resets.append((s, r)))
+    third = SpoolReader(
+        spool, {"a.ndjson": position}, on_reset=lambda s, r, i: resets.append((s, r))
+    )
     span = third.read(10)
     assert span is not None and span.lines == [b"dddddddddd"]
     assert "replaced" in resets[-1][1]
@@ -143,7 +151,7 @@ def test_same_inode_rewritten_with_other_first_bytes_is_noticed(tmp_path: Path) 
         f.write(b"zzzz\nmore\n")
     resets: list[str] = []
     reader = SpoolReader(
-        spool, {"a.ndjson": span.position()}, on_reset=lambda s, r: resets.append(r)
+        spool, {"a.ndjson": span.position()}, on_reset=lambda s, r, i: resets.append(r)
     )
     span = reader.read(10)
     assert span is not None and span.lines == [b"zzzz", b"more"]

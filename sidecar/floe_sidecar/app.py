@@ -14,6 +14,7 @@ cuts the grace period short.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -50,6 +51,31 @@ __all__ = ["RunReport", "Sidecar", "SinkReport", "SpoolBusyError"]
 log = logging.getLogger("floe_sidecar")
 
 CLOSE_TIMEOUT = 5.0
+
+
+def _ignore_cancelled_reader_race() -> None:
+    """Keep a known, harmless asyncio race out of the logs.
+
+    When a connection's pending ``receive`` is cancelled (stopping the intake) in the same loop
+    iteration as its socket turns readable, anyio's asyncio backend calls ``set_result`` on the
+    already-cancelled future and asyncio logs "Exception in callback Future.set_result" with an
+    ``InvalidStateError`` (anyio issue #1267). Nothing is lost: the line was not acknowledged.
+    Only that exact case is silenced; every other loop error still reaches the default handler.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not the asyncio backend
+        return
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        handle = repr(context.get("handle", ""))
+        if isinstance(exc, asyncio.InvalidStateError) and "set_result" in handle:
+            log.debug("ignored a cancelled socket read racing with readiness (anyio #1267)")
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 class SpoolBusyError(RuntimeError):
@@ -107,6 +133,7 @@ class Sidecar:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        _ignore_cancelled_reader_race()
         options = self.options
         self.layout.ensure()
         self.deadletter = DeadLetter(self.layout.deadletter)

@@ -35,6 +35,7 @@ class BadLineLedger:
         self.reported = 0  # records written by this process
         self._lock = threading.Lock()
         self._dirty = False
+        self._noted: set[tuple[str, int, str]] = set()
 
     def record(self, span: Span, problems: Sequence[Problem] = ()) -> int:
         """``span`` has been read by a sink, with these bad lines; dead-letter the new ones."""
@@ -96,11 +97,24 @@ class BadLineLedger:
             kind=kind, reason=reason, segment=span.segment, offset=offset, line=line, length=length
         )
 
-    def reset(self, segment: str) -> None:
-        """The segment was truncated or replaced: its lines are new, report them again."""
+    def reset(self, segment: str, reason: str, inode: int) -> None:
+        """The segment was truncated or replaced: note it in the dead-letter file (once, not per
+        sink), and report its bad lines again, since they are new."""
+        key = (segment, inode, reason.split(" ", 1)[0])
         with self._lock:
             self.cursor.positions.pop(segment, None)
             self._dirty = True
+            if key in self._noted:
+                return
+            self._noted.add(key)
+            note = DeadLetterRecord(
+                kind="note",
+                reason=f"segment {reason}; read again from offset 0 (its lines may be delivered "
+                "twice, or be lost if they were cut off before delivery)",
+                segment=segment,
+                offset=0,
+            )
+            self.reported += self.deadletter.write([note])
 
     def forget(self, segments: Iterable[str]) -> None:
         """Retired segments need no mark."""

@@ -217,8 +217,8 @@ class SinkPipeline:
 
     # -- cursor ----------------------------------------------------------------------------
 
-    def _on_reset(self, segment: str, reason: str) -> None:
-        self.ledger.reset(segment)
+    def _on_reset(self, segment: str, reason: str, inode: int) -> None:
+        self.ledger.reset(segment, reason, inode)
         log.warning(
             "segment %s; reading it again from the start",
             reason,

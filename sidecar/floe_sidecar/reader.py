@@ -12,7 +12,8 @@ Rules every consumer relies on:
 * a line longer than ``max_line_bytes`` is returned as an ``oversized`` span (its first
   :data:`~floe_sidecar.deadletter.OVERSIZED_HEAD_BYTES` bytes and its length), never buffered whole;
 * a segment that shrank below the position, or whose inode or first bytes changed, was truncated or
-  replaced: the reader reports it through ``on_reset`` and reads it again from offset 0.
+  replaced: the reader reports it through ``on_reset(segment, reason, inode)`` and reads it again
+  from offset 0.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class SpoolReader:
         *,
         max_line_bytes: int = MAX_LINE_BYTES,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-        on_reset: Callable[[str, str], None] | None = None,
+        on_reset: Callable[[str, str, int], None] | None = None,
     ) -> None:
         self.spool_dir = spool_dir
         self.max_line_bytes = max_line_bytes
@@ -133,7 +134,7 @@ class SpoolReader:
 
     def _reset(self, name: str, reason: str, st: os.stat_result) -> SegmentPosition:
         if self._on_reset is not None:
-            self._on_reset(name, reason)
+            self._on_reset(name, reason, st.st_ino)
         pos = SegmentPosition(ino=st.st_ino, dev=st.st_dev)
         self._pos[name] = pos
         return pos
