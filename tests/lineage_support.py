@@ -551,13 +551,20 @@ FAILING_SQL = "select no_such_column from {{ ref('raw_payments') }}\n"
 
 
 def materialize_shop(
-    root: Path, variant: str = "success", *, env: dict[str, str] | None = None
+    root: Path,
+    variant: str = "success",
+    *,
+    env: dict[str, str] | None = None,
+    environment: str | None = None,
+    postgres_schema: str | None = None,
 ) -> Materialized:
     """Copy examples/shop under ``root``, compile it, and materialize every asset with the real
     adapter (``build_definitions`` + ``dagster.materialize``); cached per (root, variant).
 
     ``variant="failing"`` breaks ``stg_payments`` so dbt errors on it and skips what depends on it.
     ``env``: extra environment for the run (the adapter and dbt read ``os.environ``).
+    ``environment``/``postgres_schema``: compile that floe environment (``prod`` is PostgreSQL),
+    with the example's schema replaced by a test's own.
     """
     key = (root, variant)
     if key in _MATERIALIZED:
@@ -580,6 +587,11 @@ def materialize_shop(
         workdir,
         ignore=shutil.ignore_patterns(".floe", "target", "logs", "*.duckdb*", "dbt_packages"),
     )
+    if postgres_schema is not None:
+        floe_yaml = workdir / "floe.yaml"
+        floe_yaml.write_text(
+            floe_yaml.read_text().replace("schema: shop", f"schema: {postgres_schema}")
+        )
     if variant == "failing":
         (workdir / "dbt" / "models" / "staging" / "stg_payments.sql").write_text(FAILING_SQL)
     spool = workdir / ".floe" / "spool"
@@ -590,11 +602,12 @@ def materialize_shop(
         os.environ.pop("FLOE_SOCKET", None)
     try:
         output_dir = workdir / ".floe"
-        artifacts = compile_floe(workdir / "floe.yaml", output_dir=output_dir)
+        artifacts = compile_floe(workdir / "floe.yaml", environment, output_dir=output_dir)
         subprocess.run(
             parse_command(artifacts, dbt_executable()), check=True, capture_output=True, cwd=workdir
         )
-        artifacts = compile_floe(workdir / "floe.yaml", output_dir=output_dir)  # classifications
+        # Again, now that the manifest exists: column classifications.
+        artifacts = compile_floe(workdir / "floe.yaml", environment, output_dir=output_dir)
         defs = build_definitions(artifacts)
         result = dagster.materialize(
             list(defs.assets or []),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Postgres
 from lineage_support import LineageValidator, Materialized, assert_run_order, materialize_shop
 
 from floe_core.events import NodeFinished
@@ -125,7 +126,9 @@ def test_failing_model_fails_and_what_depends_on_it_is_aborted(failing: Material
 # --- beside dbt-ol -----------------------------------------------------------------------------
 
 
-def run_dbt_ol(run: Materialized, mode: str) -> list[dict[str, Any]]:
+def run_dbt_ol(
+    run: Materialized, mode: str, extra_env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """dbt-ol build on the same project and profile, events to a file (its file transport)."""
     out = run.workdir / f"dbt-ol-{mode}.ndjson"
     if out.exists():
@@ -134,6 +137,7 @@ def run_dbt_ol(run: Materialized, mode: str) -> list[dict[str, Any]]:
     config.write_text(f"transport:\n  type: file\n  log_file_path: {out}.part\n  append: true\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENLINEAGE", "FLOE_"))}
     env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", OPENLINEAGE_CONFIG=str(config))
+    env.update(extra_env or {})
     args = [str(VENV_BIN / "dbt-ol"), "build"]
     if mode == "live":
         args.append("--consume-structured-logs")
@@ -164,9 +168,28 @@ def _jobs(lineage: list[dict[str, Any]]) -> dict[str, dict[str, set[tuple[str, s
 
 @pytest.mark.parametrize("mode", ["after-run", "live"])
 def test_datasets_and_jobs_join_dbt_ols(success: Materialized, mode: str) -> None:
-    theirs = run_dbt_ol(success, mode)
-    ours = lineage_of(success)
-    manifest = json.loads(Path(success.artifacts.dbt_manifest_path).read_text())
+    assert_joins(lineage_of(success), run_dbt_ol(success, mode), success, mode)
+
+
+def test_postgres_datasets_and_jobs_join_dbt_ols(tmp_path: Path, postgres: Postgres) -> None:
+    """The prod environment of the example (PostgreSQL), on the test server."""
+    password = {"FLOE_SHOP_WAREHOUSE_PROD_PASSWORD": "unused"}  # trust auth; dbt wants it set
+    run = materialize_shop(
+        tmp_path, "success", env=password, environment="prod", postgres_schema=postgres.schema
+    )
+    assert run.success
+    ours = lineage_of(run)
+    assert {d["namespace"] for e in ours for d in e["outputs"]} == {
+        f"postgres://{postgres.host}:{postgres.port}"
+    }
+    assert_joins(ours, run_dbt_ol(run, "after-run", password), run, "after-run")
+
+
+def assert_joins(
+    ours: list[dict[str, Any]], theirs: list[dict[str, Any]], run: Materialized, mode: str
+) -> None:
+    """floe's datasets and jobs are dbt-ol's (modulo what each mode of dbt-ol leaves out)."""
+    manifest = json.loads(Path(run.artifacts.dbt_manifest_path).read_text())
     nodes = manifest["nodes"]
 
     def dataset(unique_id: str) -> tuple[str, str]:
@@ -199,10 +222,15 @@ def test_datasets_and_jobs_join_dbt_ols(success: Materialized, mode: str) -> Non
 
     # Jobs that write a table, matched by the table they write.
     def writers(lineage: list[dict[str, Any]]) -> dict[frozenset[tuple[str, str]], str]:
+        tests = {
+            e["job"]["name"]
+            for e in lineage
+            if e["job"]["facets"].get("jobType", {}).get("jobType") == "TEST"
+        }
         return {
             frozenset(job["outputs"]): name
             for name, job in _jobs(lineage).items()
-            if job["outputs"] and not name.startswith("test.")
+            if job["outputs"] and name not in tests
         }
 
     our_jobs, their_jobs = _jobs(ours), _jobs(theirs)
