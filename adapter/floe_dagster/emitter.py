@@ -57,6 +57,7 @@ DEFAULT_ACK_TIMEOUT_S = 2.0
 # Bytes the sidecar may leave unread or unacknowledged before the socket counts as stalled.
 DEFAULT_MAX_UNACKED_BYTES = 16 * 1024 * 1024
 _MAX_ACK_LINE = 64
+_ACK_READ_EVERY = 16
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)  # a closed peer is an error, not a signal
 
 
@@ -133,12 +134,11 @@ class EventEmitter:
         if self._sock is not None and len(line) <= MAX_LINE_BYTES:
             self._unacked.append(line)
             self._unacked_bytes += len(line)
-            self._outbuf += line
-            self._pump()
+            self._pump(line)
             return
         # No sidecar, or a line the socket protocol refuses (the sidecar dead-letters it
         # from the spool, with the reason, instead of losing it).
-        self._to_spool([line])
+        self._to_spool(line, 1)
 
     def stats(self) -> EmitStats:
         return EmitStats(
@@ -191,20 +191,32 @@ class EventEmitter:
             return
         self._sock = sock
 
-    def _pump(self) -> None:
-        """Read any acks, then send what the socket takes now; never waits."""
+    def _pump(self, line: bytes = b"") -> None:
+        """Send ``line`` (after anything still queued) as far as the socket takes it now, and
+        collect acks; never waits."""
         sock = self._sock
         if sock is None:
             return
-        # Acks first: a sidecar that acked and then hung up still gets those lines counted.
-        problem = self._read_acks(sock)
+        problem = None
+        # Acks are read every few lines (and whenever sending is backed up): often enough that
+        # the sidecar never blocks on them, rarely enough to spare a syscall per event. Acks
+        # come first: a sidecar that acked and then hung up still gets those lines counted.
+        if self._outbuf or not self._emitted % _ACK_READ_EVERY or not line:
+            problem = self._read_acks(sock)
         if problem is None:
             try:
-                while self._outbuf:
-                    sent = sock.send(self._outbuf, _SEND_FLAGS)
-                    del self._outbuf[:sent]
+                if line and not self._outbuf:
+                    sent = sock.send(line, _SEND_FLAGS)
+                    if sent < len(line):
+                        self._outbuf += memoryview(line)[sent:]
+                else:
+                    self._outbuf += line
+                    while self._outbuf:
+                        sent = sock.send(self._outbuf, _SEND_FLAGS)
+                        del self._outbuf[:sent]
             except BlockingIOError:
-                pass
+                if line and not self._outbuf:  # the first send took nothing
+                    self._outbuf += line
             except OSError as exc:
                 problem = f"sidecar socket write failed: {exc}"
                 self._read_acks(sock)  # acks that arrived before the failure still count
@@ -272,7 +284,7 @@ class EventEmitter:
         self._unacked_bytes = 0
         self._outbuf.clear()
         if lines:
-            self._to_spool(lines)
+            self._to_spool(b"".join(lines), len(lines))
 
     def _close_socket(self) -> None:
         sock, self._sock = self._sock, None
@@ -282,20 +294,21 @@ class EventEmitter:
 
     # --- spool --------------------------------------------------------------------------------
 
-    def _to_spool(self, lines: list[bytes]) -> None:
+    def _to_spool(self, data: bytes, count: int) -> None:
+        """Append ``count`` complete lines (``data``) in one write."""
         try:
             if self._spool is None:
                 self._spool = SpoolWriter(self.spool_dir, prefix=self._spool_prefix)
-            self._spool.append(b"".join(lines))
+            self._spool.append(data)
         except OSError as exc:
             # Seal the segment: a half-written line must not glue onto the next one.
             if self._spool is not None:
                 with contextlib.suppress(OSError):
                     self._spool.close()
                 self._spool = None
-            self._drop(len(lines), f"cannot write the spool {self.spool_dir}: {exc}")
+            self._drop(count, f"cannot write the spool {self.spool_dir}: {exc}")
             return
-        self._spooled += len(lines)
+        self._spooled += count
 
     def _drop(self, count: int, reason: str) -> None:
         if self._spool_error is None:  # one warning per step, however many events follow
