@@ -27,12 +27,13 @@ from sidecar_support import (
     event_line,
     free_port,
     ids_in_ndjson,
+    make_event,
     run_sidecar,
     wait_for,
     write_spool,
 )
 
-from floe_core.spool import list_segments
+from floe_core.spool import SpoolWriter, list_segments
 
 pytestmark = pytest.mark.slow
 
@@ -109,16 +110,18 @@ def test_a_endpoint_down_for_the_whole_run_then_up(tmp_path: Path) -> None:
     assert "delivery failed; retrying" in messages and "delivery recovered" in messages
 
 
-def test_b_kill_9_at_random_points_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["spool-writer", "acking-client", "adapter-emitter"])
+def test_b_kill_9_at_random_points_loses_nothing(tmp_path: Path, writer: str) -> None:
     spool, sock, out = tmp_path / "spool", tmp_path / "s.sock", tmp_path / "out.ndjson"
     total, burst, kills = 10_000, 50, 6
+    step = 250  # adapter-emitter: events per Dagster step (one emitter each)
     seed = int(os.environ.get("FLOE_TEST_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     args = ("--spool", spool, "--socket", sock, "--no-default-sinks", "--sink", f"file:{out}")
     state: dict[str, object] = {"sent": 0, "done": False}
 
-    def pipeline() -> None:
-        """The adapter: bursts of events over the socket, to the spool when it is not there."""
+    def acking_client() -> None:
+        """Bursts of events over the socket, to the spool when the sidecar is not there."""
         client = AckingClient(sock, spool)
         for start in range(0, total, burst):
             if client.sock is None:
@@ -128,12 +131,39 @@ def test_b_kill_9_at_random_points_loses_nothing(tmp_path: Path) -> None:
             time.sleep(0.02)  # 10,000 events over about 4 s
         client.wait_all_acked(5)
         client.close()
+
+    def adapter_emitter() -> None:
+        """The adapter's own emitter, one per step, as Dagster steps use it."""
+        from floe_dagster.emitter import EventEmitter
+
+        for first in range(0, total, step):
+            emitter = EventEmitter(spool, sock, ack_timeout_s=2.0)
+            for i in range(first, first + step):
+                emitter.emit(make_event(i))
+                if i % burst == 0:
+                    state["sent"] = i
+                    time.sleep(0.02)
+            stats = emitter.close()
+            assert stats.dropped == 0, stats
+
+    def spool_writer() -> None:
+        """Straight to the spool (no socket): duplicates can only come from the sink side."""
+        with SpoolWriter(spool, prefix="adapter") as w:
+            for start in range(0, total, burst):
+                w.append(b"".join(event_line(i) for i in range(start, start + burst)))
+                state["sent"] = start + burst
+                time.sleep(0.02)
+
+    def pipeline() -> None:
+        {"spool-writer": spool_writer, "acking-client": acking_client}.get(
+            writer, adapter_emitter
+        )()
         state["done"] = True
 
     sidecar = SidecarProcess(tmp_path, *args)
-    writer = threading.Thread(target=pipeline)
+    thread = threading.Thread(target=pipeline)
     sidecar.wait_listening()
-    writer.start()
+    thread.start()
     killed_at = []
     try:
         for _ in range(kills):
@@ -143,7 +173,7 @@ def test_b_kill_9_at_random_points_loses_nothing(tmp_path: Path) -> None:
             sidecar = SidecarProcess(tmp_path, *args)
             sidecar.wait_listening()
         assert not state["done"], "the stream ended before the last kill: slow it down"
-        writer.join(120)
+        thread.join(120)
         assert state["done"]
         assert sidecar.terminate() == 0
     finally:
@@ -158,8 +188,12 @@ def test_b_kill_9_at_random_points_loses_nothing(tmp_path: Path) -> None:
     duplicates = sum(n - 1 for n in Counter(delivered).values())
     # per kill: one file-sink batch (1000) delivered but not yet behind the cursor, plus the
     # socket lines persisted but not yet acknowledged (a burst) that the client spooled again
-    bound = kills * (1000 + burst)
-    print(f"seed={seed} kills at events {killed_at}: duplicates={duplicates} (bound {bound})")
+    in_flight = {"spool-writer": 0, "acking-client": burst, "adapter-emitter": step}[writer]
+    bound = kills * (1000 + in_flight)
+    print(
+        f"{writer}: seed={seed}, kills at events {killed_at}: "
+        f"{duplicates} duplicates (bound {bound})"
+    )
     assert not missing, f"lost {len(missing)} events (seed {seed})"
     assert duplicates <= bound, f"seed {seed}"
     assert list_segments(spool) == []
