@@ -1,12 +1,14 @@
 """End-to-end latency: from the adapter's write of an event to the sink's accept, p50/p99.
 
 A real ``floe-sidecar`` runs with one sink (``bench/sidecar_bench_sinks.py``) that notes, per
-event, the ``emitted_at`` the writer stamped just before writing and the moment ``deliver``
-received it. The writer emits events at a steady rate, one at a time, three ways:
+event, the ``emitted_at`` stamped just before the adapter's emitter (``floe_dagster.emitter.
+EventEmitter``) wrote it, and the moment ``deliver`` received it. Events go out at a steady rate,
+one at a time, three ways:
 
-- **socket**: over the Unix socket (the sidecar persists each line, ACKs it, wakes the sink);
-- **spool, watched**: appended to a spool segment (``SpoolWriter``), as the adapter does when no
-  sidecar listens; the sidecar notices through inotify (watchfiles, step 5 ms);
+- **socket**: the emitter sends over the Unix socket (the sidecar persists each line, ACKs it,
+  wakes the sink);
+- **spool, watched**: the emitter without a socket appends to its spool segment, as the adapter
+  does when no sidecar listens; the sidecar notices through inotify (watchfiles, step 5 ms);
 - **spool, polled every 200 ms** (``--no-watch --rescan-interval 0.2``): the peer design, a tailer
   that polls, like the OpenTelemetry Collector's filelog receiver at its default poll interval.
 
@@ -16,10 +18,8 @@ received it. The writer emits events at a steady rate, one at a time, three ways
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -29,8 +29,7 @@ from pathlib import Path
 
 from sidecar_common import SIDECAR, event, sidecar_env
 
-from floe_core.events import encode_event
-from floe_core.spool import SpoolWriter
+from floe_dagster.emitter import EventEmitter
 
 GOALS_MS = {"socket": 50.0, "spool, watched": 150.0}
 
@@ -72,29 +71,15 @@ def paced(count: int, rate: float):  # type: ignore[no-untyped-def]
         yield i
 
 
-def via_socket(sock: Path, run_id: str, count: int, rate: float) -> None:
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    client.connect(str(sock))
-    acked, buffer = 0, b""
+def via_emitter(spool: Path, sock: Path | None, run_id: str, count: int, rate: float) -> None:
+    """The adapter's own emitter: socket when given (spool fallback), else the spool."""
+    emitter = EventEmitter(spool, sock)
     for i in paced(count, rate):
-        client.setblocking(True)
-        client.sendall(encode_event(event(i, run_id=run_id, emitted_at=datetime.now(UTC))))
-        client.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            buffer += client.recv(65536)
-    client.setblocking(True)
-    while acked < count:
-        *done, buffer = buffer.split(b"\n")
-        acked += sum(int(a.split()[1]) for a in done)
-        if acked < count:
-            buffer += client.recv(65536)
-    client.close()
-
-
-def via_spool(spool: Path, run_id: str, count: int, rate: float) -> None:
-    with SpoolWriter(spool, prefix="adapter") as writer:
-        for i in paced(count, rate):
-            writer.append(encode_event(event(i, run_id=run_id, emitted_at=datetime.now(UTC))))
+        emitter.emit(event(i, run_id=run_id, emitted_at=datetime.now(UTC)))
+    stats = emitter.close()
+    expected = "acked" if sock is not None else "spooled"
+    if getattr(stats, expected) != count:
+        raise SystemExit(f"the emitter did not use the path under test: {stats}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -110,10 +95,7 @@ def measure(mode: str, count: int, rate: float) -> list[float]:
     run_id = f"00000000-0000-4000-8000-{abs(hash(mode)) % 10**12:012d}"
     try:
         time.sleep(0.5)  # let it settle
-        if mode == "socket":
-            via_socket(sock, run_id, count, rate)
-        else:
-            via_spool(spool, run_id, count, rate)
+        via_emitter(spool, sock if mode == "socket" else None, run_id, count, rate)
         deadline = time.monotonic() + 30
         while not out.exists() or out.read_bytes().count(b"\n") < count:
             if time.monotonic() > deadline:
