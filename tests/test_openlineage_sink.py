@@ -214,9 +214,11 @@ def test_4xx_for_one_event_rejects_it_with_the_response(receiver: Receiver, batc
     receiver.reject = lambda e: (
         e["job"]["name"] == "seed.shop.raw_orders" and e["eventType"] == "COMPLETE"
     )
-    sink = sink_for({"type": "http", "url": receiver.url})
+    url = receiver.url.replace("http://", "http://user:s3cret@")  # never in a dead-letter line
+    sink = sink_for({"type": "http", "url": url})
     events = lineage(sink)
     rejections = sink.deliver(events)
+    assert all("s3cret" not in r.reason for r in rejections)
     [bad] = [i for i, e in enumerate(events) if receiver.reject(e)]
     assert [r.index for r in rejections] == [bad]
     assert "HTTP 400" in rejections[0].reason

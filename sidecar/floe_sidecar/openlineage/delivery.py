@@ -171,7 +171,9 @@ class HttpDelivery:
             if 200 <= status < 300:
                 continue
             if 400 <= status < 500 and status not in _RETRY_4XX:
-                rejections.append(Rejection(index, f"HTTP {status} from {self.url}: {text}"))
+                rejections.append(
+                    Rejection(index, f"HTTP {status} from {_redact(self.url)}: {text}")
+                )
                 continue
             self._progress = (key, index, rejections)
             raise DeliveryError(f"POST {_redact(self.url)}: HTTP {status}: {text[:200]}")
