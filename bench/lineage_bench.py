@@ -406,6 +406,33 @@ def throughput(count: int, repeat: int) -> dict[str, list[float]]:
     return rates
 
 
+def encoding_rates(events: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """RunEvents/s: floe's translation (floe event -> dict), msgspec encoding of those dicts, and
+    openlineage-python's serializer (``Serde.to_json``) on the same events as client objects."""
+    import msgspec
+    from lineage_support import shop_events
+    from openlineage.client.serde import Serde
+
+    from floe_sidecar.openlineage import translate_event
+    from floe_sidecar.openlineage.delivery import _client_event
+
+    source = [e for _ in range(max(1, len(events) // 50)) for e in shop_events()]
+    began = time.perf_counter()
+    produced = sum(len(translate_event(e)) for e in source)
+    translate = produced / (time.perf_counter() - began)
+    encode = msgspec.json.Encoder().encode
+    began = time.perf_counter()
+    for event in events:
+        encode(event)
+    msgspec_rate = len(events) / (time.perf_counter() - began)
+    objects = [_client_event(e) for e in events]
+    began = time.perf_counter()
+    for obj in objects:
+        Serde.to_json(obj)
+    serde_rate = len(events) / (time.perf_counter() - began)
+    return translate, msgspec_rate, serde_rate
+
+
 # --- report ------------------------------------------------------------------------------------
 
 
@@ -448,6 +475,11 @@ def main() -> None:
             f"p50 {percentile(hop, 50):.1f} ms, p99 {percentile(hop, 99):.1f} ms"
         )
 
+    translate, msgspec_rate, serde_rate = encoding_rates(run_events(args.events))
+    print(
+        f"\ntranslation {translate:.0f} RunEvents/s; JSON encoding: msgspec {msgspec_rate:.0f}/s, "
+        f"openlineage-python Serde.to_json {serde_rate:.0f}/s (x{msgspec_rate / serde_rate:.0f})"
+    )
     rates = throughput(args.events, args.repeat)
     print(
         f"\nthroughput: {args.events} RunEvents to a loopback HTTP backend (events/s, median "
