@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lineage_support import Receiver, assert_run_order, materialize_shop
+from lineage_support import Receiver, assert_run_order, materialize_shop, shop_events
 
-from floe_core.events import Event, encode_event
+from floe_core.events import Event, NodeFinished, decode_event, encode_event
 from floe_core.spool import SpoolWriter
+from floe_sidecar.deadletter import read_deadletter
 from floe_sidecar.openlineage import translate_event
 
 SIDECAR = Path(sys.executable).parent / "floe-sidecar"
@@ -203,3 +204,44 @@ def test_outage_crash_and_restart_lose_nothing_and_keep_run_order(
         want = [e["eventType"] for e in expected if e["run"]["runId"] == run_id]
         seen = [e["eventType"] for e in got if e["run"]["runId"] == run_id]
         assert [s for i, s in enumerate(seen) if s not in seen[:i]] == want
+
+
+def test_an_event_the_backend_refuses_goes_to_dead_letter_and_the_rest_flow(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    def refused(e: dict[str, Any]) -> bool:
+        return e["job"]["name"] == "seed.shop.raw_orders" and e["eventType"] == "COMPLETE"
+
+    receiver.reject = refused
+    spool = tmp_path / ".floe" / "spool"
+    events = shop_events()
+    write(spool, events)
+    sidecar = Sidecar(spool, receiver, tmp_path)
+    done = subprocess.run(
+        [
+            str(SIDECAR),
+            "--spool",
+            str(spool),
+            "--once",
+            "--timeout",
+            "60",
+            "--no-default-sinks",
+            "--sink",
+            SINK,
+            "--log-format",
+            "text",
+        ],
+        env=sidecar.env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 3, done.stderr  # delivered, but something went to dead-letter
+    expected = [item for e in events for item in translate_event(e)]
+    assert receiver.events() == [e for e in expected if not refused(e)]
+    [record] = read_deadletter(spool / ".sidecar" / "deadletter.ndjson")
+    assert record["kind"] == "rejected" and record["sink"] == "openlineage"
+    assert "HTTP 400" in str(record["reason"])
+    assert "invalid event: job seed.shop.raw_orders" in str(record["reason"])
+    line = decode_event(str(record["line"]))
+    assert isinstance(line, NodeFinished) and line.node.unique_id == "seed.shop.raw_orders"
