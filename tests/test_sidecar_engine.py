@@ -218,6 +218,41 @@ async def test_translation_error_is_dead_lettered_and_delivery_goes_on(tmp_path:
     assert all(r["kind"] == "translate_error" and "KeyError" in str(r["reason"]) for r in records)
 
 
+async def test_io_errors_on_the_sidecars_own_files_are_retried_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cursor that cannot be saved after a delivery means: deliver that batch again (at least
+    once); a spool read that fails means: read again later. Neither stops the sidecar."""
+    import floe_sidecar.pipeline as pipeline_module
+    from floe_sidecar.reader import SpoolReader
+
+    spool = tmp_path / "spool"
+    ids = write_spool(spool, 30)
+    real_save, real_read = pipeline_module.save_cursor, SpoolReader.read
+    trouble = {"save": 1, "read": 1}
+
+    def flaky_save(*args: object, **kwargs: object) -> None:
+        if trouble["save"]:
+            trouble["save"] -= 1
+            raise OSError(28, "No space left on device")
+        real_save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def flaky_read(self: SpoolReader, max_lines: int) -> object:
+        if trouble["read"]:
+            trouble["read"] -= 1
+            raise PermissionError(13, "Permission denied")
+        return real_read(self, max_lines)
+
+    monkeypatch.setattr(pipeline_module, "save_cursor", flaky_save)
+    monkeypatch.setattr(SpoolReader, "read", flaky_read)
+    sink = Collect(max_batch=10)
+    sidecar = Sidecar(options(spool, once=True), [sink])
+    report = await sidecar.run()
+    assert set(sink.ids) == ids and len(sink.ids) == 40  # the first batch twice
+    assert not report.pending and sidecar.runners[0].stats.failures == 2
+    assert sidecar.runners[0].pipeline.cursor.delivered == 30  # counted once it was saved
+
+
 async def test_a_hung_sink_does_not_hold_back_another_nor_the_stop(tmp_path: Path) -> None:
     spool, sock = tmp_path / "spool", tmp_path / "s.sock"
     hung = Collect("hung", max_batch=5)

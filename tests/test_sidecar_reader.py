@@ -187,7 +187,7 @@ def drain(spool: Path, state: Path, sinks: list[Collect], max_line: int) -> Dead
             sink, spool, state / f"{sink.name}.json", dead, ledger, max_line_bytes=max_line
         )
         while (batch := pipeline.prepare()) is not None:
-            pipeline.commit(batch, pipeline.deliver(batch), None)
+            pipeline.deliver(batch)
         pipeline.save_if_dirty()
     ledger.save_if_dirty()
     return dead

@@ -23,7 +23,7 @@ from typing import Any
 from floe_core.events import EventError, decode_event
 from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.badlines import BadLineLedger, Problem
-from floe_sidecar.cursor import Cursor, load_cursor, save_cursor
+from floe_sidecar.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
 from floe_sidecar.deadletter import OVERSIZED_HEAD_BYTES, DeadLetter, DeadLetterRecord
 from floe_sidecar.reader import Span, SpoolReader
 from floe_sidecar.sinks.base import Rejection, Sink
@@ -166,8 +166,17 @@ class SinkPipeline:
             extra={"sink": self.name, "count": len(records), "error": records[0].reason},
         )
 
-    def deliver(self, batch: Batch) -> Sequence[Rejection]:
-        return self.sink.deliver(batch.items)
+    def deliver(self, batch: Batch) -> tuple[int, int]:
+        """``deliver`` the batch and commit it: (items delivered, items rejected).
+
+        One call on the worker thread for both, the common case; if ``deliver`` raises, nothing
+        is committed and the exception goes to the runner, which retries. If saving the cursor
+        fails after a successful ``deliver``, the batch is retried too: delivered twice, never
+        skipped.
+        """
+        rejections = self.sink.deliver(batch.items)
+        delivered = self.commit(batch, rejections, None)
+        return delivered, len(batch.items) - delivered
 
     def commit(self, batch: Batch, rejections: Sequence[Rejection], gave_up: str | None) -> int:
         """After ``deliver`` returned (or retries gave up): dead-letter, then save the cursor.
@@ -194,10 +203,17 @@ class SinkPipeline:
             self.dead_lettered += self.deadletter.write(records)
         delivered = len(batch.items) - len(records)
         with self._lock:
-            self._advance(batch.spans)
-            self.cursor.delivered += delivered
-            self.cursor.dead_lettered += len(records)
-            save_cursor(self.cursor_path, self.cursor)
+            cursor = self.cursor
+            gone = self.reader.gone()
+            updated = Cursor(
+                owner=cursor.owner,
+                positions=self._advanced(batch.spans, gone),
+                delivered=cursor.delivered + delivered,
+                dead_lettered=cursor.dead_lettered + len(records),
+            )
+            save_cursor(self.cursor_path, updated)  # if this raises, nothing moved
+            self.cursor = updated
+            self.reader.pruned(gone)
             self._dirty = False
         return delivered
 
@@ -225,12 +241,13 @@ class SinkPipeline:
             extra={"sink": self.name, "segment": segment},
         )
 
-    def _advance(self, spans: Sequence[Span]) -> None:
-        positions = self.cursor.positions
+    def _advanced(self, spans: Sequence[Span], gone: set[str]) -> dict[str, SegmentPosition]:
+        positions = dict(self.cursor.positions)
         for span in spans:
             positions[span.segment] = span.position()
-        for gone in self.reader.take_gone():
-            positions.pop(gone, None)
+        for name in gone:
+            positions.pop(name, None)
+        return positions
 
     def _commit_quietly(self, spans: Sequence[Span]) -> None:
         """Move past spans that had nothing to deliver, without an fsync each time.
@@ -239,7 +256,9 @@ class SinkPipeline:
         nothing to deliver; so they are saved lazily (when idle, and at shutdown).
         """
         with self._lock:
-            self._advance(spans)
+            gone = self.reader.gone()
+            self.cursor.positions = self._advanced(spans, gone)
+            self.reader.pruned(gone)
             self._dirty = True
 
     def save_if_dirty(self) -> None:
@@ -248,6 +267,6 @@ class SinkPipeline:
                 save_cursor(self.cursor_path, self.cursor)
                 self._dirty = False
 
-    def positions(self) -> dict[str, Any]:
+    def positions(self) -> dict[str, SegmentPosition]:
         with self._lock:
             return dict(self.cursor.positions)

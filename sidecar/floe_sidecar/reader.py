@@ -96,12 +96,14 @@ class SpoolReader:
         self._verified: set[str] = set()
         self._sealed_done: set[str] = set()  # sealed and read to the end: skip without stat
         self._buffered: _Buffered | None = None
-        #: Segments found deleted since the last :meth:`take_gone` (to prune from the cursor).
         self._gone: set[str] = set()
 
-    def take_gone(self) -> set[str]:
-        gone, self._gone = self._gone, set()
-        return gone
+    def gone(self) -> set[str]:
+        """Segments found deleted (to prune from the cursor), until :meth:`pruned` is called."""
+        return set(self._gone)
+
+    def pruned(self, names: set[str]) -> None:
+        self._gone -= names
 
     def read(self, max_lines: int) -> Span | None:
         """The next span (at most ``max_lines`` lines), oldest segment first; None: caught up."""
@@ -188,7 +190,8 @@ class SpoolReader:
             pos.fp, pos.fp_len = fingerprint(head), len(head)
         cut = data.rfind(b"\n")
         if cut >= 0:
-            lines = data[:cut].split(b"\n")
+            lines = data.split(b"\n")
+            lines.pop()  # the bytes after the last newline: not a line yet
             pos.offset = offset + cut + 1
             end = pos.offset
             if len(lines) > max_lines:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -17,7 +16,6 @@ import anyio
 
 from floe_sidecar.pipeline import Batch, SinkPipeline
 from floe_sidecar.retry import RetryPolicy
-from floe_sidecar.sinks.base import Rejection
 from floe_sidecar.wakeup import Subscription
 from floe_sidecar.worker import ThreadWorker
 
@@ -68,26 +66,44 @@ class SinkRunner:
 
     async def _loop(self, draining: anyio.Event) -> None:
         while True:
-            batch = await self.worker.run(self.pipeline.prepare)
+            try:
+                batch = await self.worker.run(self.pipeline.prepare)
+            except Exception as exc:  # the spool is unreadable (permissions, I/O error)
+                self._failed(f"reading the spool: {type(exc).__name__}: {exc}")
+                log.error(
+                    "cannot read the spool; trying again",
+                    extra={"sink": self.name, "error": self.stats.last_error},
+                )
+                await anyio.sleep(self.rescan_interval)
+                continue
             if batch is None:
                 self.stats.caught_up = True
+                await self._save_progress()
                 if draining.is_set():
-                    await self.worker.run(self.pipeline.save_if_dirty)
                     return
-                await self.worker.run(self.pipeline.save_if_dirty)
                 await self.subscription.wait(self.rescan_interval)
                 continue
             self.stats.caught_up = False
             await self._deliver(batch)
 
+    async def _save_progress(self) -> None:
+        try:
+            await self.worker.run(self.pipeline.save_if_dirty)
+        except OSError as exc:
+            log.warning("cannot save the cursor", extra={"sink": self.name, "error": str(exc)})
+
+    def _failed(self, error: str) -> None:
+        self.stats.failures += 1
+        self.stats.consecutive_failures += 1
+        self.stats.last_error = error
+        self.stats.last_error_at = time.time()
+
     async def _deliver(self, batch: Batch) -> None:
         failures = 0
         first_failure = 0.0
-        gave_up: str | None = None
-        rejections: list[Rejection] = []
         while True:
             try:
-                rejections = list(await self._attempt(batch))
+                delivered, rejected = await self.worker.run(partial(self.pipeline.deliver, batch))
                 break
             except Exception as exc:
                 failures += 1
@@ -95,17 +111,10 @@ class SinkRunner:
                 if failures == 1:
                     first_failure = now
                 error = f"{type(exc).__name__}: {exc}"
-                self.stats.failures += 1
-                self.stats.consecutive_failures += 1
-                self.stats.last_error = error
-                self.stats.last_error_at = time.time()
+                self._failed(error)
                 if self.retry.gives_up(failures, now - first_failure):
-                    gave_up = f"gave up after {failures} attempts: {error}"
-                    log.error(
-                        "delivery failed; giving up on the batch (dead-lettered)",
-                        extra={"sink": self.name, "items": len(batch.items), "error": error},
-                    )
-                    break
+                    await self._give_up(batch, failures, error)
+                    return
                 delay = self.retry.delay(failures)
                 log.warning(
                     "delivery failed; retrying",
@@ -118,32 +127,36 @@ class SinkRunner:
                     },
                 )
                 await anyio.sleep(delay)
-        delivered = await self.worker.run(partial(self.pipeline.commit, batch, rejections, gave_up))
         stats = self.stats
         stats.delivered += delivered
+        stats.rejected += rejected
         stats.batches += 1
-        stats.rejected += len(rejections) if gave_up is None else 0
-        stats.gave_up += len(batch.items) if gave_up is not None else 0
-        if gave_up is None:
-            stats.consecutive_failures = 0
-            stats.last_delivery_at = time.time()
-            if failures:
-                log.info(
-                    "delivery recovered",
-                    extra={"sink": self.name, "failed_attempts": failures},
-                )
-        if rejections and gave_up is None:
+        stats.consecutive_failures = 0
+        stats.last_delivery_at = time.time()
+        if failures:
+            log.info("delivery recovered", extra={"sink": self.name, "failed_attempts": failures})
+        if rejected:
             log.warning(
                 "endpoint rejected items; dead-lettered",
-                extra={
-                    "sink": self.name,
-                    "rejected": len(rejections),
-                    "first": rejections[0].reason,
-                },
+                extra={"sink": self.name, "rejected": rejected},
             )
 
-    async def _attempt(self, batch: Batch) -> Sequence[Rejection]:
-        return await self.worker.run(partial(self.pipeline.deliver, batch))
+    async def _give_up(self, batch: Batch, failures: int, error: str) -> None:
+        """Retries exhausted (a configured limit): the batch goes to dead-letter, not away."""
+        reason = f"gave up after {failures} attempts: {error}"
+        log.error(
+            "delivery failed; giving up on the batch (dead-lettered)",
+            extra={"sink": self.name, "items": len(batch.items), "error": error},
+        )
+        while True:
+            try:
+                await self.worker.run(partial(self.pipeline.commit, batch, (), reason))
+                break
+            except OSError as exc:  # the dead-letter file or the cursor cannot be written
+                self._failed(f"dead-lettering a batch: {exc}")
+                await anyio.sleep(self.retry.delay(self.stats.consecutive_failures))
+        self.stats.gave_up += len(batch.items)
+        self.stats.batches += 1
 
     async def _watch_stalls(self) -> None:
         """Say so (log, status) when one ``deliver`` call runs for very long."""
