@@ -179,12 +179,14 @@ class EventEmitter:
     # --- socket -------------------------------------------------------------------------------
 
     def _connect(self, path: str) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
+        sock = None
         try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)
             sock.connect(path)
         except OSError as exc:
-            sock.close()
+            if sock is not None:
+                sock.close()
             # Nothing listening is the normal standalone-with-spool case: no warning.
             self._socket_error = f"no sidecar at {path}: {exc.strerror or exc}"
             log.info("%s; events go to the spool %s", self._socket_error, self.spool_dir)

@@ -26,6 +26,7 @@ from dagster import AssetExecutionContext
 from floe_core import ids
 from floe_core.artifacts import CompiledArtifacts
 from floe_core.events import DagsterRun, NodeFinished, NodeStarted
+from floe_core.transport import SOCKET_ENV
 from floe_dagster.dbt_events import DbtEventBuilder, strip_ansi
 from floe_dagster.emitter import EmitStats, EventEmitter, EventSink, spool_dir_from_env
 from floe_dagster.logs import configure_logging, trace_scope, with_trace
@@ -37,6 +38,7 @@ __all__ = [
     "DBT_TRACE_ENV",
     "EVENTS_DROPPED_TAG",
     "EVENTS_EMITTED_TAG",
+    "EVENTS_SPOOLED_TAG",
     "StepPlan",
     "events_enabled",
     "run_dbt_step",
@@ -142,13 +144,31 @@ def _run_started_at(context: AssetExecutionContext) -> datetime | None:
     return datetime.fromtimestamp(record.start_time, UTC)
 
 
-def _open_emitter(plan: StepPlan) -> EventSink:
-    from floe_core.transport import SOCKET_ENV
-
-    return EventEmitter(
-        spool_dir_from_env(os.environ, plan.default_spool_dir),
-        os.environ.get(SOCKET_ENV) or None,
-    )
+def _observer(context: AssetExecutionContext, plan: StepPlan, run_id: str) -> _Observer | None:
+    """The step's event builder and emitter; None (events off for this step) if even setting
+    them up fails: observability never stops dbt."""
+    artifacts = plan.artifacts
+    try:
+        builder = DbtEventBuilder(
+            index=plan.index,
+            run=DagsterRun(
+                run_id=run_id, job_name=context.job_name, started_at=_run_started_at(context)
+            ),
+            project_name=plan.index.project_name or artifacts.name,
+            environment=artifacts.environment,
+            connection=connection_identity(artifacts, os.environ),
+            attributes=artifacts.observability.attributes,
+            command=plan.dbt_args,
+        )
+        emitter = EventEmitter(
+            spool_dir_from_env(os.environ, plan.default_spool_dir),
+            os.environ.get(SOCKET_ENV) or None,
+        )
+    except Exception as exc:
+        log.warning("floe events are off for this step: %s", exc, exc_info=True)
+        context.log.warning(f"floe: events are off for this step: {exc}")
+        return None
+    return _Observer(context, builder, emitter)
 
 
 def run_dbt_step(
@@ -163,19 +183,7 @@ def run_dbt_step(
     observer: _Observer | None = None
     with trace_scope(trace_id, run_span):
         if enabled:
-            artifacts = plan.artifacts
-            builder = DbtEventBuilder(
-                index=plan.index,
-                run=DagsterRun(
-                    run_id=run_id, job_name=context.job_name, started_at=_run_started_at(context)
-                ),
-                project_name=plan.index.project_name or artifacts.name,
-                environment=artifacts.environment,
-                connection=connection_identity(artifacts, os.environ),
-                attributes=artifacts.observability.attributes,
-                command=plan.dbt_args,
-            )
-            observer = _Observer(context, builder, _open_emitter(plan))
+            observer = _observer(context, plan, run_id)
         invocation = dbt.start(
             plan.dbt_args,
             context=context,

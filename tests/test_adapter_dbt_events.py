@@ -1,0 +1,192 @@
+"""The dbt-log-line -> floe-event builder on its own: the cases a healthy dbt run does not show
+(dbt dying mid-run, a node the manifest does not know yet, an ephemeral model, naive timestamps).
+
+The lines have the shape dbt 1.11 writes with ``--log-format json`` (see docs/events.md); the
+end-to-end behaviour on real dbt output is covered by test_adapter_dagster.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from floe_core.events import (
+    Connection,
+    DagsterRun,
+    InvocationFinished,
+    InvocationStarted,
+    NodeFinished,
+    NodeStarted,
+    decode_event,
+    encode_event,
+)
+from floe_dagster.dbt_events import DbtEventBuilder, dbt_time
+from floe_dagster.manifest import ManifestIndex
+
+RUN_ID = "0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f"
+INVOCATION = "5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716"
+
+
+def node(name: str, materialized: str, depends_on: list[str]) -> dict[str, Any]:
+    return {
+        "unique_id": f"model.p.{name}",
+        "name": name,
+        "resource_type": "model",
+        "package_name": "p",
+        "database": "db",
+        "schema": "main",
+        "alias": name,
+        "config": {"materialized": materialized, "meta": {"owner": "team-a"}},
+        "depends_on": {"nodes": depends_on},
+        "columns": {"email": {"name": "email", "meta": {"classification": "pii"}}},
+        "original_file_path": f"models/{name}.sql",
+        "path": f"{name}.sql",
+        "tags": ["t"],
+    }
+
+
+MANIFEST = {
+    "metadata": {"project_name": "p", "adapter_type": "duckdb"},
+    "nodes": {
+        "model.p.a": node("a", "table", ["source.p.raw.events"]),
+        "model.p.eph": node("eph", "ephemeral", ["model.p.a"]),
+        "model.p.b": node("b", "view", ["model.p.eph"]),
+    },
+    "sources": {
+        "source.p.raw.events": {
+            "unique_id": "source.p.raw.events",
+            "resource_type": "source",
+            "name": "events",
+            "source_name": "raw",
+            "identifier": "events_table",
+            "database": "db",
+            "schema": "raw",
+        }
+    },
+}
+
+
+def builder() -> DbtEventBuilder:
+    return DbtEventBuilder(
+        index=ManifestIndex(MANIFEST),
+        run=DagsterRun(run_id=RUN_ID, job_name="job"),
+        project_name="p",
+        environment="dev",
+        connection=Connection(target="duckdb", adapter_type="duckdb"),
+        attributes={"tenant": "t"},
+    )
+
+
+def line(name: str, level: str = "info", **data: Any) -> dict[str, Any]:
+    return {
+        "info": {
+            "name": name,
+            "level": level,
+            "invocation_id": INVOCATION,
+            "ts": "2024-05-01T12:00:05.000001Z",
+            "msg": data.pop("msg", ""),
+        },
+        "data": data,
+    }
+
+
+def node_info(unique_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "unique_id": unique_id,
+        "node_name": unique_id.rsplit(".", 1)[-1],
+        "resource_type": "model",
+        "materialized": "table",
+        "node_started_at": "2024-05-01T12:00:01.500000",
+        "node_finished_at": "",
+        **extra,
+    }
+
+
+def test_dbt_dying_mid_run_leaves_the_started_node_unfinished() -> None:
+    b = builder()
+    events = b.handle(line("MainReportVersion", version="=1.11.16"))
+    events += b.handle(line("LogStartLine", node_info=node_info("model.p.a")))
+    events += b.handle(line("LogStartLine", node_info=node_info("model.p.b")))
+    done = node_info("model.p.a", node_finished_at="2024-05-01T12:00:02")
+    events += b.handle(
+        line("NodeFinished", "debug", node_info=done, run_result={"status": "success"})
+    )
+    events += b.handle(line("SomeError", "error", msg="\x1b[31mDatabase Error: gone\x1b[0m"))
+    events += b.finish(success=False)  # dbt exited without CommandCompleted
+    assert [type(e) for e in events] == [
+        InvocationStarted,
+        NodeStarted,
+        NodeStarted,
+        NodeFinished,
+        InvocationFinished,
+    ]
+    end = events[-1]
+    assert isinstance(end, InvocationFinished)
+    assert not end.success
+    assert end.error == "Database Error: gone"  # dbt's error line, colours removed
+    assert [u.node.unique_id for u in end.unfinished] == ["model.p.b"]
+    assert end.unfinished[0].started_at == datetime(2024, 5, 1, 12, 0, 1, 500000, tzinfo=UTC)
+    assert b.finish(success=False) == []  # closed once
+    for event in events:  # every event survives the wire format
+        assert decode_event(encode_event(event)) == event
+
+
+def test_ephemeral_models_get_no_events_and_are_seen_through() -> None:
+    b = builder()
+    b.handle(line("MainReportVersion"))
+    info = node_info("model.p.eph", materialized="ephemeral")
+    assert b.handle(line("NodeFinished", "debug", node_info=info, run_result={})) == []
+    events = b.handle(line("LogStartLine", node_info=node_info("model.p.b")))
+    started = events[0]
+    assert isinstance(started, NodeStarted)
+    # b reads the ephemeral model, which reads a, which reads the source.
+    assert started.node.upstream_ids == ("model.p.a",)
+    a = b.index.node("model.p.a")
+    assert a is not None
+    assert a.upstream_ids == ("source.p.raw.events",)
+    assert a.upstream[0].identifier == "events_table"
+    assert a.columns[0].classification == "pii" and a.owner == "team-a"
+
+
+def test_a_node_missing_from_the_manifest_still_gets_events() -> None:
+    b = builder()
+    b.handle(line("MainReportVersion"))
+    relation = {"database": "db", "schema": "main", "alias": "new_model"}
+    info = node_info("model.p.new_model", node_relation=relation)
+    (started,) = b.handle(line("LogStartLine", node_info=info))
+    assert isinstance(started, NodeStarted)
+    assert started.node.name == "new_model"
+    assert started.node.relation is not None
+    assert started.node.relation.identifier == "new_model"
+
+
+def test_skipped_node_has_no_start_and_failed_node_carries_the_error() -> None:
+    b = builder()
+    b.handle(line("MainReportVersion"))
+    b.handle(line("LogStartLine", node_info=node_info("model.p.a")))
+    failed = b.handle(
+        line(
+            "NodeFinished",
+            "debug",
+            node_info=node_info("model.p.a", node_status="error"),
+            run_result={"status": "error", "message": "Runtime Error\n  column x missing"},
+        )
+    )[0]
+    assert isinstance(failed, NodeFinished)
+    assert failed.error == "Runtime Error\n  column x missing"
+    skipped = b.handle(
+        line(
+            "NodeFinished",
+            "debug",
+            node_info=node_info("model.p.b", node_status="skipped"),
+            run_result={"status": "skipped", "message": ""},
+        )
+    )[0]
+    assert isinstance(skipped, NodeFinished)
+    assert skipped.status == "skipped" and skipped.started_at is None and skipped.error is None
+
+
+def test_dbt_timestamps_become_aware_utc() -> None:
+    assert dbt_time("2024-05-01T12:00:01.5") == datetime(2024, 5, 1, 12, 0, 1, 500000, tzinfo=UTC)
+    assert dbt_time("2024-05-01T12:00:01Z") == datetime(2024, 5, 1, 12, 0, 1, tzinfo=UTC)
+    assert dbt_time("") is None and dbt_time(None) is None and dbt_time("yesterday") is None
