@@ -253,6 +253,30 @@ async def test_io_errors_on_the_sidecars_own_files_are_retried_not_fatal(
     assert sidecar.runners[0].pipeline.cursor.delivered == 30  # counted once it was saved
 
 
+async def test_a_crashed_runner_is_restarted_alone_from_its_cursor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from floe_sidecar.runner import SinkRunner
+
+    spool = tmp_path / "spool"
+    ids = write_spool(spool, 25)
+    real = SinkRunner._deliver
+    crashed: list[str] = []
+
+    async def buggy(self: SinkRunner, batch: object) -> None:
+        if self.name == "buggy" and not crashed:
+            crashed.append(self.name)
+            raise RuntimeError("a bug in the runner")
+        await real(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SinkRunner, "_deliver", buggy)
+    buggy_sink, other = Collect("buggy", max_batch=10), Collect("other")
+    sidecar = Sidecar(options(spool, once=True), [buggy_sink, other])
+    report = await sidecar.run()
+    assert crashed and set(buggy_sink.ids) == ids and len(buggy_sink.ids) == 25
+    assert set(other.ids) == ids and not report.pending
+
+
 async def test_a_hung_sink_does_not_hold_back_another_nor_the_stop(tmp_path: Path) -> None:
     spool, sock = tmp_path / "spool", tmp_path / "s.sock"
     hung = Collect("hung", max_batch=5)

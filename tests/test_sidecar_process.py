@@ -376,6 +376,7 @@ def test_replay_shows_each_sinks_translation_and_touches_nothing(tmp_path: Path)
         (("--sink", "python:sidecar_plugins:nothing"), "has no callable 'nothing'"),
         (("--sink", "file:a", "--sink", "file:b"), "two sinks are named 'file'"),
         ((), "no sink is configured"),
+        (("--socket", "not-a-socket", "--sink", "console"), "--once reads the spool only"),
         (("--artifacts", "missing.json", "--sink", "console"), "compiled artifacts not found"),
     ],
 )
@@ -383,3 +384,14 @@ def test_usage_errors_name_the_culprit(tmp_path: Path, args: tuple[str, ...], me
     done = run_sidecar("--spool", tmp_path / "spool", "--once", "--no-default-sinks", *args)
     assert done.returncode == 2
     assert message in done.stderr.decode()
+
+
+def test_a_socket_path_taken_by_a_file_is_refused_plainly(tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    done = run_sidecar(
+        "--spool", tmp_path / "spool", "--socket", taken, "--no-default-sinks", "--sink", "console"
+    )
+    assert done.returncode == 2
+    assert b"exists and is not a socket; not replacing it" in done.stderr
+    assert b"Traceback" not in done.stderr and taken.read_text() == "mine"

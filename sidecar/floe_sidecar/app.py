@@ -138,6 +138,8 @@ class Sidecar:
         self.layout.ensure()
         self.deadletter = DeadLetter(self.layout.deadletter)
         self._build_consumers(self.deadletter)
+        if self.intake is not None:
+            self.intake.bind()
         self._draining = anyio.Event()
         self._watch_stop = anyio.Event()
         self._consumers_scope = anyio.CancelScope()
@@ -211,9 +213,28 @@ class Sidecar:
         with self._consumers_scope:
             async with anyio.create_task_group() as tg:
                 for runner in self.runners:
-                    tg.start_soon(runner.run, self._draining)
+                    tg.start_soon(self._supervise, runner)
         if self._consumers_scope.cancelled_caught:
             self.report.cut_off = True
+
+    async def _supervise(self, runner: SinkRunner) -> None:
+        """Keep a sink's runner going: an unexpected error (a bug) restarts it, alone, from its
+        saved cursor, after a pause; the other sinks never notice."""
+        pause = 1.0
+        while True:
+            try:
+                await runner.run(self._draining)
+                return
+            except Exception as exc:
+                runner.stats.last_error = f"runner crashed: {type(exc).__name__}: {exc}"
+                runner.stats.last_error_at = time.time()
+                log.exception(
+                    "sink runner failed unexpectedly; restarting it from its cursor",
+                    extra={"sink": runner.name, "restart_in_s": pause},
+                )
+                await anyio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+                runner.pipeline.rewind()
 
     async def _serve_intake(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED

@@ -261,6 +261,17 @@ class SinkPipeline:
             self.reader.pruned(gone)
             self._dirty = True
 
+    def rewind(self) -> None:
+        """Forget what was read ahead and read again from the saved positions (after a crash of
+        the runner: whatever it was doing, the cursor is the truth)."""
+        with self._lock:
+            self.reader = SpoolReader(
+                self.reader.spool_dir,
+                self.cursor.positions,
+                max_line_bytes=self.max_line_bytes,
+                on_reset=self._on_reset,
+            )
+
     def save_if_dirty(self) -> None:
         with self._lock:
             if self._dirty:

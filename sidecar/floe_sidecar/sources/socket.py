@@ -128,13 +128,21 @@ class SocketIntake:
         self.stats = IntakeStats()
         self._last_append = 0.0
         self._inode: int | None = None
+        self._sock: socket.socket | None = None
+
+    def bind(self) -> None:
+        """Create the socket now, so a taken path fails the start, plainly."""
+        if self._sock is None:
+            self._sock = bind_unix_socket(self.path, group=self.group)
+            self._inode = os.stat(self.path).st_ino
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Accept connections until cancelled; then seal the segment and remove the socket."""
-        sock = bind_unix_socket(self.path, group=self.group)
-        self._inode = os.stat(self.path).st_ino
+        self.bind()
+        assert self._sock is not None
+        sock, self._sock = self._sock, None
         listener = await anyio.abc.SocketListener.from_socket(sock)
         log.info("listening", extra={"socket": str(self.path)})
         task_status.started()
