@@ -395,3 +395,15 @@ def test_a_socket_path_taken_by_a_file_is_refused_plainly(tmp_path: Path) -> Non
     assert done.returncode == 2
     assert b"exists and is not a socket; not replacing it" in done.stderr
     assert b"Traceback" not in done.stderr and taken.read_text() == "mine"
+
+
+def test_environment_defaults(tmp_path: Path) -> None:
+    spool, out = tmp_path / "from-env", tmp_path / "out.ndjson"
+    expected = write_spool(spool, 20)
+    done = run_sidecar(
+        "--once", "--no-default-sinks", "--sink", f"file:{out}", FLOE_SPOOL_DIR=str(spool)
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert set(ids_in_ndjson(out)) == expected
+    status = run_sidecar("status", "--json", FLOE_SPOOL_DIR=str(spool))
+    assert json.loads(status.stdout)["spool"] == str(spool)
