@@ -10,11 +10,10 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -205,10 +204,6 @@ def run_sidecar(
     )
 
 
-def python_cmd() -> str:
-    return sys.executable
-
-
 class AckingClient:
     """The socket side of the adapter's contract: send lines, count ACKs, spool the rest.
 
@@ -344,7 +339,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def lines_of(ids_iter: Iterator[str]) -> list[str]:
-    return list(ids_iter)

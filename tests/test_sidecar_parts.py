@@ -9,6 +9,7 @@ import os
 import random
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sidecar_support import event_id_of, event_line, write_spool
@@ -22,6 +23,7 @@ from floe_sidecar.replay import replay_files
 from floe_sidecar.retention import retire_segments
 from floe_sidecar.retry import RetryPolicy
 from floe_sidecar.settings import SidecarSettings
+from floe_sidecar.sinks.base import Sink
 from floe_sidecar.sinks.console import ConsoleSink
 from floe_sidecar.sinks.file import FileSink
 
@@ -190,7 +192,7 @@ def test_replay_renders_every_sinks_items_and_reports_bad_lines(tmp_path: Path) 
     with segment.open("ab") as f:
         f.write(b"\n{nope\n" + b"x" * 3000 + b"\nunterminated")
     out = io.BytesIO()
-    sinks = [FileSink(tmp_path / "unused.ndjson"), ConsoleSink("c2")]
+    sinks: list[Sink[Any]] = [FileSink(tmp_path / "unused.ndjson"), ConsoleSink("c2")]
     summary = replay_files([segment], sinks, out, max_line_bytes=2000)
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     items = [r for r in records if "item" in r]

@@ -43,7 +43,8 @@ FAST = ("--retry-initial", "0.05", "--retry-max", "0.3", "--rescan-interval", "0
 def status_json(spool: Path) -> dict[str, object]:
     done = run_sidecar("status", "--spool", spool, "--json", timeout=60)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    status: dict[str, object] = json.loads(done.stdout)
+    return status
 
 
 def sink_status(spool: Path, name: str) -> dict[str, object]:

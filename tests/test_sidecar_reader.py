@@ -257,7 +257,8 @@ def test_arbitrary_bytes_every_line_is_delivered_or_dead_lettered_once(
     assert [(r["kind"], r["offset"]) for r in records] == want_dead  # once, not once per sink
     for record in records:
         raw = restore_line(record)
-        assert raw is not None and data[record["offset"] :].startswith(raw)  # type: ignore[index]
+        offset = record["offset"]
+        assert isinstance(offset, int) and raw is not None and data[offset:].startswith(raw)
         assert record["segment"] == "0001.ndjson" and record["reason"]
     # and a second pass finds nothing new: the cursors are where they should be
     again = [Collect(), Collect()]
