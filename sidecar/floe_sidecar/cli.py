@@ -98,8 +98,14 @@ def _add_sink_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only the sinks given with --sink (not the built-in OpenLineage/trace outputs)",
     )
-    group.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    group.add_argument("--log-format", default="json", choices=["json", "text"])
+    logs = parser.add_argument_group("logs (stderr)")
+    logs.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    logs.add_argument(
+        "--log-format",
+        default="json",
+        choices=["json", "text"],
+        help="json: one object per line (default); text: for a terminal",
+    )
 
 
 def _run_parser() -> argparse.ArgumentParser:
