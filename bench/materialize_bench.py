@@ -1,12 +1,15 @@
 """Wall time of materializing examples/shop through Dagster: floe (events on) vs plain dagster-dbt.
 
-Both variants run the same compiled and parsed copy of examples/shop (DuckDB), in fresh
-interpreters, alternating (plain, floe, floe, plain, ...) so drift on a shared machine hits both:
+All variants run the same compiled and parsed copy of examples/shop (DuckDB), in fresh
+interpreters, in alternating order (plain, floe, standalone, then backwards) so drift on a shared
+machine hits all of them:
 
 - ``plain``: dagster-dbt's own ``@dbt_assets`` + ``DbtCliResource(project_dir, profiles_dir)``
   with ``yield from dbt.cli(["build"], context=context).stream()``;
 - ``floe``: ``floe_dagster.assets.build_definitions(artifacts)``: the same dagster-dbt asset
-  events and checks, plus floe's node events written to the spool as dbt runs.
+  events and checks, plus floe's node events written to the spool as dbt runs;
+- ``floe-standalone``: the same with lineage and traces off (no events), to show what the
+  events themselves cost.
 
 For each run: ``process`` (interpreter start to exit: imports, definitions, materialization),
 ``materialize`` (the ``execute_in_process`` call) and ``gap`` (the step's STEP_START to
@@ -32,8 +35,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ["plain", "floe", "floe-standalone"]
 # dagster-dbt runs `dbt` from PATH: the one installed beside this interpreter.
 BIN_ON_PATH = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 OFFLINE = {
@@ -44,29 +49,51 @@ OFFLINE = {
 }
 
 
-def worker(variant: str, artifacts_path: str) -> None:
-    """Materialize once in this fresh interpreter; print timings as JSON."""
-    started = time.perf_counter()
-    from dagster import AssetExecutionContext, DagsterInstance, Definitions
+def plain_definitions(artifacts_path: str) -> Any:
+    """dagster-dbt as its docs show it: ``@dbt_assets`` + ``DbtCliResource`` + ``.stream()``."""
+    from dagster import AssetExecutionContext, Definitions
     from dagster_dbt import DbtCliResource, dbt_assets
 
     from floe_core.artifacts import load_artifacts
+
+    artifacts = load_artifacts(artifacts_path)
+
+    @dbt_assets(manifest=Path(artifacts.dbt_manifest_path))
+    def plain_dbt(context: AssetExecutionContext, dbt: DbtCliResource):  # type: ignore[no-untyped-def]
+        yield from dbt.cli(["build"], context=context).stream()
+
+    resource = DbtCliResource(
+        project_dir=artifacts.dbt_project_path, profiles_dir=artifacts.dbt_profiles_path
+    )
+    return Definitions(assets=[plain_dbt], resources={"dbt": resource})
+
+
+def floe_definitions(artifacts_path: str, *, events: bool) -> Any:
+    import msgspec
+
+    from floe_core.artifacts import ObservabilityArtifacts, load_artifacts
     from floe_dagster.assets import build_definitions
 
-    imported = time.perf_counter()
     artifacts = load_artifacts(artifacts_path)
+    if not events:  # standalone mode: neither lineage nor traces
+        artifacts = msgspec.structs.replace(artifacts, observability=ObservabilityArtifacts())
+    return build_definitions(artifacts)
+
+
+def worker(variant: str, artifacts_path: str) -> None:
+    """Materialize once in this fresh interpreter; print timings as JSON."""
+    started = time.perf_counter()
+    from dagster import DagsterInstance
+
     if variant == "plain":
-
-        @dbt_assets(manifest=Path(artifacts.dbt_manifest_path))
-        def plain_dbt(context: AssetExecutionContext, dbt: DbtCliResource):  # type: ignore[no-untyped-def]
-            yield from dbt.cli(["build"], context=context).stream()
-
-        resource = DbtCliResource(
-            project_dir=artifacts.dbt_project_path, profiles_dir=artifacts.dbt_profiles_path
-        )
-        defs = Definitions(assets=[plain_dbt], resources={"dbt": resource})
+        import dagster_dbt  # noqa: F401
     else:
-        defs = build_definitions(artifacts)
+        import floe_dagster.assets  # noqa: F401
+    imported = time.perf_counter()
+    if variant == "plain":
+        defs = plain_definitions(artifacts_path)
+    else:
+        defs = floe_definitions(artifacts_path, events=variant == "floe")
     job = defs.resolve_implicit_global_asset_job_def()
     instance = DagsterInstance.ephemeral()
     defined = time.perf_counter()
@@ -144,7 +171,7 @@ def gap_parts(artifacts_path: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--worker", choices=["plain", "floe"])
+    parser.add_argument("--worker", choices=VARIANTS)
     parser.add_argument("--artifacts")
     args = parser.parse_args()
     if args.worker:
@@ -163,30 +190,35 @@ def main() -> None:
         artifacts = compile_floe(project / "floe.yaml", output_dir=project / ".floe")
         parse_project(artifacts)  # both variants reuse its partial_parse.msgpack
         artifacts_path = project / ".floe" / "compiled_artifacts.json"
-        runs: dict[str, list[dict[str, float]]] = {"plain": [], "floe": []}
+        runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
         for i in range(args.repeat):
-            order = ["plain", "floe"] if i % 2 == 0 else ["floe", "plain"]
+            order = VARIANTS if i % 2 == 0 else VARIANTS[::-1]
             for variant in order:
                 runs[variant].append(run_worker(variant, artifacts_path, root / f"spool-{i}"))
                 timings = " ".join(
                     f"{k}={v:.2f}" for k, v in runs[variant][-1].items() if k.endswith("_s")
                 )
-                print(f"  run {i + 1} {variant:5s} {timings}", file=sys.stderr)
+                print(f"  run {i + 1} {variant:15s} {timings}", file=sys.stderr)
         parts = gap_parts(artifacts_path)
 
     print(f"examples/shop on DuckDB, {args.repeat} runs per variant, medians in seconds\n")
-    print("| measure | plain dagster-dbt | floe (events on) | floe / plain |")
-    print("|---|---:|---:|---:|")
+    print(
+        "| measure | plain dagster-dbt | floe, events on | floe / plain "
+        "| floe, standalone | standalone / plain |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for key, label in (
         ("process_s", "whole process (interpreter, imports, definitions, run)"),
-        ("import_s", "imports (dagster, dagster-dbt, floe)"),
+        ("import_s", "imports (dagster + dagster-dbt, or floe_dagster)"),
         ("definitions_s", "definitions (manifest, asset specs)"),
         ("materialize_s", "materialization (execute_in_process)"),
         ("gap_s", "STEP_START to dbt start"),
     ):
-        plain = statistics.median(r[key] for r in runs["plain"])
-        floe = statistics.median(r[key] for r in runs["floe"])
-        print(f"| {label} | {plain:.2f} | {floe:.2f} | {floe / plain:.2f} |")
+        plain, floe, alone = (statistics.median(r[key] for r in runs[v]) for v in VARIANTS)
+        print(
+            f"| {label} | {plain:.2f} | {floe:.2f} | {floe / plain:.2f} "
+            f"| {alone:.2f} | {alone / plain:.2f} |"
+        )
     print("\nWhat plain dagster-dbt does between STEP_START and dbt's start, timed alone:\n")
     print("| step | seconds |")
     print("|---|---:|")

@@ -239,14 +239,16 @@ def test_asset_metadata_merges_floe_with_dagster_dbt(
     }
     seed = next(s for s in run.asset_specs.values() if s.key.path == ["raw", "raw_customers"])
     assert seed.group_name == "seeds"
-    # dbt tests are asset checks (source tests stay observations of the external source).
-    tests = [
-        n
-        for n in run.manifest["nodes"].values()
-        if n["resource_type"] == "test" and not n["depends_on"]["nodes"][0].startswith("source.")
-    ]
-    assert {k.name for k in run.check_keys} == {t["name"] for t in tests}
-    assert len(run.check_keys) == 12
+    # Every dbt test is an asset check on the asset it tests, source tests included.
+    tests = {n["name"]: n for n in run.manifest["nodes"].values() if n["resource_type"] == "test"}
+    assert {k.name for k in run.check_keys} == set(tests)
+    assert len(run.check_keys) == 14
+    checked = {k.name: tuple(k.asset_key.path) for k in run.check_keys}
+    assert checked["source_unique_web_events_event_id"] == ("web", "events")
+    assert checked["unique_customers_customer_id"] == ("customers",)
+    evaluations = [e for e in run.events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert len(evaluations) == 14
+    assert all(e.event_specific_data.passed for e in evaluations)
 
 
 def test_one_start_and_one_finish_event_per_executed_node(

@@ -50,9 +50,11 @@ def build_dbt_assets(
     """The ``@dbt_assets`` multi-asset for the artifacts' dbt project (tests as asset checks)."""
     manifest = manifest if manifest is not None else load_manifest(artifacts)
     index = ManifestIndex.for_artifacts(artifacts, manifest)
-    translator = FloeDbtTranslator(
-        index, settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+    # Every dbt test is an asset check, source tests included (on the source's external asset).
+    settings = DagsterDbtTranslatorSettings(
+        enable_asset_checks=True, enable_source_tests_as_checks=True
     )
+    translator = FloeDbtTranslator(index, settings=settings)
     index.asset_key = lambda props: tuple(translator.get_asset_key(props).path)
     plan = StepPlan(artifacts=artifacts, index=index)
 
