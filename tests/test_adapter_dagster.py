@@ -1,6 +1,7 @@
 """The Dagster adapter for real: examples/shop compiled, parsed and materialized through Dagster
-with dbt on DuckDB and PostgreSQL; the asset graph, its metadata, and the floe events in the spool
-checked against dbt's own manifest and run_results.json.
+with dbt on DuckDB and PostgreSQL; the asset graph, its metadata, and the floe events (from the
+spool, or delivered by a real `floe-sidecar` on the socket) checked against dbt's own manifest
+and run_results.json.
 
 Materializations are expensive (dbt starts in a subprocess each time), so one run per scenario
 is shared by the assertions about it.
@@ -14,6 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from adapter_support import (
     set_prod_schema,
 )
 from conftest import Postgres
+from sidecar_support import SidecarProcess, wait_for
 
 from floe_core import ids
 from floe_core.events import (
@@ -40,7 +43,9 @@ from floe_core.events import (
     NodeFinished,
     NodeStarted,
     RunFinished,
+    decode_event,
 )
+from floe_core.spool import list_segments
 from floe_dagster.logs import configure_logging
 
 pytestmark = pytest.mark.slow
@@ -317,22 +322,51 @@ def test_logs_carry_the_trace(duckdb_run: tuple[Materialization, str]) -> None:
     assert all(line["info"]["extra"]["FLOE_TRACE_ID"] == trace_id for line in dbt_lines)
 
 
-# --- a failing model ---------------------------------------------------------------------------
+# --- a failing model, with a real sidecar on the socket ---------------------------------------
+
+
+@dataclass
+class SidecarRun:
+    run: Materialization
+    delivered: Path  # the sidecar's file sink: every event it received, as NDJSON
 
 
 @pytest.fixture(scope="module")
-def failing_run(tmp_path_factory: pytest.TempPathFactory) -> Materialization:
+def failing_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SidecarRun]:
     base = tmp_path_factory.mktemp("failing")
     project = copy_example(base / "shop")
     add_broken_model(project)
     artifacts = prepare(project)
-    return materialize(artifacts, {"FLOE_SOCKET": None, "FLOE_SPOOL_DIR": str(base / "spool")})
+    socket_path = base / "sidecar.sock"
+    delivered = base / "delivered.ndjson"
+    sidecar = SidecarProcess(
+        base / "sidecar-logs",
+        "--spool", base / "sidecar-spool", "--socket", socket_path,
+        "--no-default-sinks", "--sink", f"file:{delivered}",
+    )  # fmt: skip
+    try:
+        sidecar.wait_listening()
+        run = materialize(
+            artifacts, {"FLOE_SOCKET": str(socket_path), "FLOE_SPOOL_DIR": str(base / "spool")}
+        )
+        wait_for(
+            lambda: (
+                any('"type":"run_finished"' in line for line in delivered.read_text().splitlines())
+                if delivered.exists()
+                else False
+            ),
+            60,
+            "the sidecar to deliver the run's events",
+        )
+    finally:
+        sidecar.terminate()
+    yield SidecarRun(run=run, delivered=delivered)
 
 
 def test_failed_model_fails_its_asset_skips_downstream_and_keeps_the_rest(
-    failing_run: Materialization,
+    failing_run: SidecarRun,
 ) -> None:
-    run = failing_run
+    run = failing_run.run
     assert not run.success
     materialized = run.materialized()
     assert ("broken",) not in materialized
@@ -349,9 +383,14 @@ def test_failed_model_fails_its_asset_skips_downstream_and_keeps_the_rest(
     assert any("model.shop.after_broken" in m and "skipped" in m for m in run.messages)
 
 
-def test_failed_model_event_has_dbt_error_text(failing_run: Materialization) -> None:
-    run = failing_run
-    events = read_spool(spool_dir(run))
+def test_failed_model_event_has_dbt_error_text(failing_run: SidecarRun) -> None:
+    run = failing_run.run
+    # Every event went over the socket to the real sidecar, which acknowledged all of them.
+    assert run.run_tags["floe/events_spooled"] == "0"
+    assert run.run_tags["floe/events_dropped"] == "0"
+    assert not list_segments(spool_dir(run))
+    events = [decode_event(line) for line in failing_run.delivered.read_bytes().splitlines()]
+    assert run.run_tags["floe/events_emitted"] == str(len(events))
     check_invocation(run, events, success=False)
     check_node_events(run, events)
     finished = {e.node.unique_id: e for e in events if isinstance(e, NodeFinished)}
