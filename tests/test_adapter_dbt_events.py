@@ -1,5 +1,6 @@
 """The dbt-log-line -> floe-event builder on its own: the cases a healthy dbt run does not show
-(dbt dying mid-run, a node the manifest does not know yet, an ephemeral model, naive timestamps).
+(dbt dying mid-run, a node the manifest does not know yet, an ephemeral model, naive timestamps),
+and the normalisation of dbt owners for Dagster.
 
 The lines have the shape dbt 1.11 writes with ``--log-format json`` (see docs/events.md); the
 end-to-end behaviour on real dbt output is covered by test_adapter_dagster.py.
@@ -190,3 +191,16 @@ def test_dbt_timestamps_become_aware_utc() -> None:
     assert dbt_time("2024-05-01T12:00:01.5") == datetime(2024, 5, 1, 12, 0, 1, 500000, tzinfo=UTC)
     assert dbt_time("2024-05-01T12:00:01Z") == datetime(2024, 5, 1, 12, 0, 1, tzinfo=UTC)
     assert dbt_time("") is None and dbt_time(None) is None and dbt_time("yesterday") is None
+
+
+def test_owners_are_normalised_to_what_dagster_accepts() -> None:
+    from floe_dagster.translator import normalize_owner, normalize_owners
+
+    assert normalize_owner("finance@example.com") == "finance@example.com"
+    assert normalize_owner("team:finance") == "team:finance"
+    assert normalize_owner("Data Platform") == "team:data-platform"
+    assert normalize_owner("  ") is None
+    assert normalize_owners("a@example.com, Data Platform, a@example.com") == [
+        "a@example.com",
+        "team:data-platform",
+    ]
