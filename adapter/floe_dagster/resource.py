@@ -20,12 +20,16 @@ dbt's debug-level lines (needed for floe's node events) out of the Dagster compu
 from __future__ import annotations
 
 import os
+import queue
+import signal
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, OpExecutionContext
+from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster_dbt import DbtCliInvocation, DbtCliResource
 from dagster_dbt.asset_utils import (
     DBT_INDIRECT_SELECTION_ENV,
@@ -41,9 +45,17 @@ __all__ = ["FloeDbtCliInvocation", "FloeDbtResource", "RawLineCallback"]
 RawLineCallback = Callable[[Mapping[str, Any]], None]
 
 
+_END = object()  # the reader thread's last item
+
+
 @dataclass
 class FloeDbtCliInvocation(DbtCliInvocation):
-    """A ``DbtCliInvocation`` whose parsed lines also go to ``on_raw_line``.
+    """A ``DbtCliInvocation`` whose parsed lines also go to ``on_raw_line``, as dbt writes them.
+
+    With a callback, a dedicated thread reads dbt's stdout and calls it for each line at once;
+    the lines then wait in a queue for dagster-dbt, which the step's thread drains. So floe's
+    events never wait behind Dagster's handling of earlier events (writing materializations to
+    the event log), which under load takes longer than dbt takes to finish a node.
 
     Debug-level lines are passed to the callback and then withheld from dagster-dbt, so the
     Dagster compute log shows what a plain run shows.
@@ -53,14 +65,49 @@ class FloeDbtCliInvocation(DbtCliInvocation):
 
     def _stream_stdout(self) -> Iterator[str | dict[str, Any]]:
         callback = self.on_raw_line
-        for raw in super()._stream_stdout():
-            if isinstance(raw, dict):
-                if callback is not None:
-                    callback(raw)
-                info = raw.get("info")
-                if isinstance(info, dict) and info.get("level") == "debug":
-                    continue
-            yield raw
+        if callback is None:
+            yield from super()._stream_stdout()
+            return
+        lines: queue.SimpleQueue[object] = queue.SimpleQueue()
+        failure: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                for raw in DbtCliInvocation._stream_stdout(self):
+                    if isinstance(raw, dict):
+                        callback(raw)
+                    lines.put(raw)
+            except BaseException as exc:  # handed to the step's thread below
+                failure.append(exc)
+            finally:
+                lines.put(_END)
+
+        reader = threading.Thread(target=read, name="floe-dbt-stdout", daemon=True)
+        reader.start()
+        try:
+            while (raw := _next_line(lines)) is not _END:
+                if isinstance(raw, dict):
+                    info = raw.get("info")
+                    if isinstance(info, dict) and info.get("level") == "debug":
+                        continue
+                yield raw  # type: ignore[misc]
+        except DagsterExecutionInterruptedError:
+            # What dagster-dbt does when reading in this thread: pass the interrupt on to dbt.
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=self.termination_timeout_seconds)
+            raise
+        reader.join()
+        if failure:
+            raise failure[0]
+
+
+def _next_line(lines: queue.SimpleQueue[object]) -> object:
+    # A timeout keeps the wait interruptible, so Dagster's interrupts reach this thread.
+    while True:
+        try:
+            return lines.get(timeout=0.5)
+        except queue.Empty:
+            continue
 
 
 class FloeDbtResource(DbtCliResource):

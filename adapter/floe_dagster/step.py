@@ -1,11 +1,11 @@
 """The body of the dbt assets step: run dbt, yield Dagster events, emit floe events as they happen.
 
 Per dbt log line, in the thread that reads dbt's stdout: the line goes to the
-:class:`DbtEventBuilder` (floe events, written at once by the emitter) and then to dagster-dbt
-(asset materializations and check results). At the end of the step: the invocation is closed if
-dbt never closed it, ``RunFinished`` is written, the emitter waits briefly for the sidecar's acks,
-and what happened to the events (acknowledged, spooled, dropped) goes to the Dagster log and to
-run tags ``floe/events_*``.
+:class:`DbtEventBuilder` (floe events, written at once by the emitter); then, in the step's
+thread, to dagster-dbt (asset materializations and check results) and to the Dagster log. At the
+end of the step: the invocation is closed if dbt never closed it, ``RunFinished`` is written, the
+emitter waits briefly for the sidecar's acks, and what happened to the events (acknowledged,
+spooled, dropped) goes to the Dagster log and to run tags ``floe/events_*``.
 
 Nothing here may fail the step on behalf of observability: event building and emission errors are
 logged once and counted, never raised.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,6 +86,14 @@ class _Observer:
         self.builder = builder
         self.emitter = emitter
         self.internal_error: str | None = None
+        # Messages for the Dagster log, written by the step's thread (see drain_dagster_log):
+        # on_line runs in the thread that reads dbt's output.
+        self.dagster_log: deque[tuple[str, str]] = deque()
+
+    def drain_dagster_log(self) -> None:
+        while self.dagster_log:
+            level, message = self.dagster_log.popleft()
+            getattr(self.context.log, level)(message)
 
     def on_line(self, line: Mapping[str, Any]) -> None:
         try:
@@ -99,19 +108,26 @@ class _Observer:
         unique_id = event.node.unique_id
         span = self.builder.span_id(unique_id)
         if isinstance(event, NodeFinished) and event.error:
-            self.context.log.error(
-                with_trace(
-                    f"dbt {event.node.resource_type} {unique_id} {event.status}: {event.error}",
-                    self.builder.trace_id,
-                    span,
+            self.dagster_log.append(
+                (
+                    "error",
+                    with_trace(
+                        f"dbt {event.node.resource_type} {unique_id} {event.status}: {event.error}",
+                        self.builder.trace_id,
+                        span,
+                    ),
                 )
             )
         elif isinstance(event, NodeFinished) and event.status == "skipped":
-            self.context.log.warning(
-                with_trace(
-                    f"dbt {event.node.resource_type} {unique_id} skipped (an upstream node failed)",
-                    self.builder.trace_id,
-                    span,
+            self.dagster_log.append(
+                (
+                    "warning",
+                    with_trace(
+                        f"dbt {event.node.resource_type} {unique_id} skipped "
+                        "(an upstream node failed)",
+                        self.builder.trace_id,
+                        span,
+                    ),
                 )
             )
         if log.isEnabledFor(logging.DEBUG):
@@ -207,13 +223,14 @@ def run_dbt_step(
         log.info("dbt started", extra={"run_id": run_id, "events": enabled})
         success, error = False, None
         try:
-            yield from _dagster_events(context, invocation)
+            yield from _dagster_events(context, invocation, observer)
             success = True
         except BaseException as exc:
             error = strip_ansi(str(exc)) or type(exc).__name__
             raise
         finally:
             if observer is not None:
+                observer.drain_dagster_log()
                 if not success and observer.builder.errors:
                     error = "\n".join(observer.builder.errors)
                 stats = observer.finish(success=success, error=error)
@@ -221,9 +238,13 @@ def run_dbt_step(
 
 
 def _dagster_events(
-    context: AssetExecutionContext, invocation: FloeDbtCliInvocation
+    context: AssetExecutionContext,
+    invocation: FloeDbtCliInvocation,
+    observer: _Observer | None,
 ) -> Iterator[Any]:
     for event in invocation.stream_raw_events():
+        if observer is not None:
+            observer.drain_dagster_log()
         yield from event.to_default_asset_events(
             manifest=invocation.manifest,
             dagster_dbt_translator=invocation.dagster_dbt_translator,
