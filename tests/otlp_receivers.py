@@ -9,7 +9,6 @@ its headers, and can be switched to fail: ``"unavailable"`` (gRPC UNAVAILABLE / 
 from __future__ import annotations
 
 import gzip
-import socket
 import threading
 import zlib
 from collections.abc import Iterator
@@ -25,13 +24,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 Mode = Literal["ok", "unavailable", "hang"]
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now (for a receiver started later)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def any_value(value: AnyValue) -> Any:

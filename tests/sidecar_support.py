@@ -13,10 +13,11 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from loopback import wait_for
 
 from floe_core import ids
 from floe_core.events import (
@@ -117,14 +118,6 @@ def ids_in_ndjson(path: Path) -> list[str]:
     except FileNotFoundError:
         return []
     return [json.loads(line)["event_id"] for line in data.splitlines() if line.strip()]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
 
 
 def sidecar_cmd(*args: str | Path) -> list[str]:
@@ -333,9 +326,3 @@ class Receiver:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

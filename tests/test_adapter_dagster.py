@@ -33,7 +33,8 @@ from adapter_support import (
     set_prod_schema,
 )
 from conftest import Postgres
-from sidecar_support import SidecarProcess, wait_for
+from loopback import wait_for
+from sidecar_support import SidecarProcess
 
 from floe_core import ids
 from floe_core.events import (

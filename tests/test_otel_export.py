@@ -16,10 +16,11 @@ import grpc
 import pytest
 from conftest import need
 from google.protobuf.json_format import ParseDict
+from loopback import free_port
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
-from otlp_receivers import GrpcReceiver, HttpReceiver, ReceivedSpan, flatten, free_port
+from otlp_receivers import GrpcReceiver, HttpReceiver, ReceivedSpan, flatten
 from trace_support import INVOCATION_ID, JOB, RUN_ID, executed_node_ids, run_events
 
 from floe_core.artifacts import CompiledArtifacts, ComputeArtifacts, ObservabilityArtifacts

@@ -11,12 +11,12 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 import pytest
-from otlp_receivers import GrpcReceiver, HttpReceiver, free_port
+from loopback import free_port, wait_for
+from otlp_receivers import GrpcReceiver, HttpReceiver
 from trace_support import executed_node_ids, run_events
 
 from floe_core.artifacts import CompiledArtifacts, ComputeArtifacts, ObservabilityArtifacts
@@ -106,14 +106,6 @@ def _sidecar(*args: str | Path) -> list[str]:
     return [str(SIDECAR), *(str(a) for a in args), *OUTPUTS]
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_receiver_down_for_the_whole_run_then_up_delivers_every_span(
@@ -158,7 +150,7 @@ def test_receiver_down_for_the_whole_run_then_up_delivers_every_span(
         time.sleep(1.5)  # several failed attempts against the closed port
         receiver = GrpcReceiver(port) if protocol == "grpc" else HttpReceiver(port)
         with receiver:
-            _wait_for(lambda: receiver.span_count() >= EXPECTED_SPANS, 30, "every span")
+            wait_for(lambda: receiver.span_count() >= EXPECTED_SPANS, 30, "every span", step=0.05)
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=30)
             assert process.returncode == 0, stderr.decode()

@@ -19,17 +19,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from loopback import free_port, wait_for
 from sidecar_support import (
     AckingClient,
     Receiver,
     SidecarProcess,
     event_id_of,
     event_line,
-    free_port,
     ids_in_ndjson,
     make_event,
     run_sidecar,
-    wait_for,
     write_spool,
 )
 
