@@ -569,11 +569,10 @@ def materialize_shop(
     key = (root, variant)
     if key in _MATERIALIZED:
         return _MATERIALIZED[key]
-    import os
-    import shutil
     import subprocess
 
     import dagster
+    from adapter_support import copy_example, env_vars
 
     from floe_core.events import decode_event
     from floe_core.spool import list_segments
@@ -581,12 +580,7 @@ def materialize_shop(
     from floe_dagster.manifest import dbt_executable, parse_command
     from floe_dbt.compile import compile_floe
 
-    workdir = root / f"shop-{variant}"
-    shutil.copytree(
-        REPO_ROOT / "examples" / "shop",
-        workdir,
-        ignore=shutil.ignore_patterns(".floe", "target", "logs", "*.duckdb*", "dbt_packages"),
-    )
+    workdir = copy_example(root / f"shop-{variant}")
     if postgres_schema is not None:
         floe_yaml = workdir / "floe.yaml"
         floe_yaml.write_text(
@@ -595,12 +589,10 @@ def materialize_shop(
     if variant == "failing":
         (workdir / "dbt" / "models" / "staging" / "stg_payments.sql").write_text(FAILING_SQL)
     spool = workdir / ".floe" / "spool"
-    overrides = {"FLOE_SPOOL_DIR": str(spool), **(env or {})}
-    saved = {name: os.environ.get(name) for name in [*overrides, "FLOE_SOCKET"]}
-    os.environ.update(overrides)
-    if "FLOE_SOCKET" not in overrides:
-        os.environ.pop("FLOE_SOCKET", None)
-    try:
+    # No FLOE_SOCKET unless the test gives one: the events go to the spool.
+    overrides: dict[str, str | None] = {"FLOE_SOCKET": None, "FLOE_SPOOL_DIR": str(spool)}
+    overrides.update(env or {})
+    with env_vars(overrides):
         output_dir = workdir / ".floe"
         artifacts = compile_floe(workdir / "floe.yaml", environment, output_dir=output_dir)
         subprocess.run(
@@ -615,12 +607,6 @@ def materialize_shop(
             instance=dagster.DagsterInstance.ephemeral(),
             raise_on_error=False,
         )
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     events = [
         decode_event(line)
         for segment in list_segments(spool)
