@@ -13,7 +13,6 @@ in milliseconds (bench/compile_bench.py).
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from floe_core.artifacts import (
     TransformArtifacts,
 )
 from floe_core.config import FloeConfig, load_config
+from floe_core.fsutil import atomic_write
 from floe_dbt.profiles import build_output, ensure_local_dirs, render_profiles_yml
 
 __all__ = [
@@ -71,8 +71,8 @@ def compile_floe(
     out = Path(artifacts.dbt_profiles_path)
     _private_dir(Path(output_dir).resolve())
     _private_dir(out)
-    _write_private(out / PROFILES_FILE, _profiles_text(artifacts).encode())
-    _write_private(Path(output_dir).resolve() / ARTIFACTS_FILE, artifacts_json(artifacts))
+    atomic_write(out / PROFILES_FILE, _profiles_text(artifacts).encode())
+    atomic_write(Path(output_dir).resolve() / ARTIFACTS_FILE, artifacts_json(artifacts))
     ensure_local_dirs(artifacts.compute.target, artifacts.compute.properties)
     return artifacts
 
@@ -233,18 +233,3 @@ def _profiles_text(artifacts: CompiledArtifacts) -> str:
 
 def _private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Owner-only file, replaced atomically (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)

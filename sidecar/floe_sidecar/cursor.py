@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from floe_sidecar.fsutil import atomic_write
+from floe_core.fsutil import atomic_write
 
 __all__ = [
     "FINGERPRINT_BYTES",

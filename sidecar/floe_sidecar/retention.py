@@ -14,9 +14,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from floe_core.fsutil import fsync_dir
 from floe_core.spool import is_sealed, list_segments
 from floe_sidecar.cursor import SegmentPosition
-from floe_sidecar.fsutil import fsync_dir
 
 __all__ = ["retire_segments"]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import msgspec
 
+from floe_core.fsutil import atomic_write
 from floe_core.spool import list_segments
 from floe_sidecar.cursor import Cursor, SegmentPosition, load_cursor
 from floe_sidecar.deadletter import read_deadletter
-from floe_sidecar.fsutil import atomic_write
 from floe_sidecar.layout import SpoolLayout
 
 __all__ = [

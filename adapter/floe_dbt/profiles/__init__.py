@@ -14,7 +14,6 @@ with the name of the variable to set instead.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -44,7 +43,6 @@ __all__ = [
     "env_var",
     "env_var_name",
     "render_profiles_yml",
-    "write_profiles",
 ]
 
 TARGETS: Mapping[str, TargetProfile] = {
@@ -152,27 +150,6 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _represent_str)
-
-
-def write_profiles(
-    directory: Path, profile_name: str, target_name: str, output: Mapping[str, Any]
-) -> Path:
-    """Write ``directory/profiles.yml`` (owner-only, replacing any earlier one atomically)."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / "profiles.yml"
-    _write_private(path, render_profiles_yml(profile_name, target_name, output).encode())
-    return path
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 # --- internals -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Small file-system helpers shared by cursors, the status file and the archive."""
+"""File-system helpers both processes use: compiled artifacts and profiles, cursors, status."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def fsync_dir(directory: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True, sync_dir: bool = False) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new content, never a mix.
+    """Replace ``path`` with owner-only ``data``; readers see the old or the new content, never a
+    mix.
 
     Write a temporary file next to it, fsync it (``durable``), rename it over the target, and
     with ``sync_dir`` fsync the directory too, so the rename itself survives a machine crash.
@@ -28,6 +29,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True, sync_dir: boo
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        os.fchmod(fd, 0o600)  # owner-only even if a stale temporary file had another mode
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
