@@ -14,13 +14,17 @@ from pathlib import Path
 __all__ = ["ENTRIES"]
 
 
-def _project_args(parser: argparse.ArgumentParser) -> None:
+def _path_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "path",
         nargs="?",
         default="floe.yaml",
         help="floe.yaml, or the directory holding it (default: ./floe.yaml)",
     )
+
+
+def _project_args(parser: argparse.ArgumentParser) -> None:
+    _path_arg(parser)
     parser.add_argument(
         "--env", default=None, help="environment to run (default: default_environment)"
     )
@@ -129,12 +133,7 @@ def _configure_show(parser: argparse.ArgumentParser) -> None:
         "what", choices=["lineage", "traces"], help="lineage events or the span waterfall"
     )
     parser.add_argument("--run", help="Dagster run id (default: the latest run in the file)")
-    parser.add_argument(
-        "path",
-        nargs="?",
-        default="floe.yaml",
-        help="floe.yaml, or the directory holding it (default: ./floe.yaml)",
-    )
+    _path_arg(parser)
     parser.add_argument(
         "--file",
         type=Path,
