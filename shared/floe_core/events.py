@@ -19,11 +19,16 @@ import msgspec
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Classification",
     "Column",
+    "ColumnLineage",
+    "ColumnRef",
     "Connection",
     "DagsterRun",
     "Event",
     "EventError",
+    "FieldLineage",
+    "InputField",
     "Invocation",
     "InvocationFinished",
     "InvocationStarted",
@@ -33,6 +38,7 @@ __all__ = [
     "Relation",
     "RunFinished",
     "TestTarget",
+    "Transformation",
     "UnfinishedNode",
     "UnsupportedEvent",
     "decode_event",
@@ -50,6 +56,27 @@ class Relation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     identifier: str
 
 
+class ColumnRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One column of one relation: where a classification or a lineage edge comes from."""
+
+    relation: Relation
+    column: str
+
+
+class Classification(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A governance classification a column carries, and why it carries it.
+
+    ``origin`` is ``declared`` (the project's dbt meta says so), ``inherited`` (the column is
+    derived through a DIRECT, unmasked edge from a classified column) or ``masked`` (derived only
+    through masking edges, such as a hash, from one). ``sources`` names the columns where the
+    classification was declared, followed back through the run (empty when declared here).
+    """
+
+    classification: str
+    origin: str  # declared | inherited | masked
+    sources: tuple[ColumnRef, ...] = msgspec.field(default=(), name="from")
+
+
 class Column(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     name: str
     data_type: str | None = None
@@ -57,6 +84,50 @@ class Column(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # Governance classification from dbt meta (e.g. "pii"), when the project declares one.
     classification: str | None = None
     tags: tuple[str, ...] = ()
+    # Every classification the column carries, declared, inherited or masked (in node_finished's
+    # output_columns; added within schema version 1).
+    classifications: tuple[Classification, ...] = ()
+
+
+class Transformation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How an input column shapes an output column (OpenLineage ColumnLineage 1-2-0 terms).
+
+    ``type`` DIRECT (the value flows into the output) with ``subtype`` IDENTITY, TRANSFORMATION
+    or AGGREGATION; or INDIRECT (it decides which rows or how) with JOIN, GROUP_BY, FILTER, SORT,
+    WINDOW or CONDITIONAL. ``masking``: the value passes only through a hash (or a count), so the
+    output does not reveal it.
+    """
+
+    type: str
+    subtype: str
+    masking: bool = False
+
+
+class InputField(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    relation: Relation
+    column: str
+    transformations: tuple[Transformation, ...] = ()
+
+
+class FieldLineage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One output column and the input columns it is computed from."""
+
+    column: str
+    inputs: tuple[InputField, ...] = ()
+
+
+class ColumnLineage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Column-level lineage of one node's output relation, computed from its compiled SQL.
+
+    ``columns``: per output column, its inputs. ``dataset``: INDIRECT inputs that shape every
+    row (join keys, filters, group by, sort). ``errors``: what could not be resolved (a statement
+    the parser cannot read, a ``*`` over a relation of unknown columns, ...); what was resolved
+    is still in ``columns``.
+    """
+
+    columns: tuple[FieldLineage, ...] = ()
+    dataset: tuple[InputField, ...] = ()
+    errors: tuple[str, ...] = ()
 
 
 class TestTarget(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -158,6 +229,12 @@ class NodeFinished(_EventBase, frozen=True, kw_only=True, tag="node_finished"):
     failures: int | None = None  # failing rows of a test
     compiled_sql: str | None = None
     execution_time_s: float | None = None
+    # The output relation as the warehouse has it after the node ran: every real column with its
+    # type, the dbt description and its classifications (declared, inherited, masked); and the
+    # column lineage from the compiled SQL. Added within schema version 1: empty when the adapter
+    # could not ask the warehouse.
+    output_columns: tuple[Column, ...] = ()
+    column_lineage: ColumnLineage | None = None
 
 
 class UnfinishedNode(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
