@@ -20,6 +20,7 @@ Pure apart from reading a node's compiled SQL file: no dagster import, no I/O to
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ from typing import Any
 
 from floe_core import ids
 from floe_core.events import (
+    Column,
+    ColumnLineage,
     Connection,
     DagsterRun,
     Event,
@@ -41,6 +44,7 @@ from floe_core.events import (
     RunFinished,
     UnfinishedNode,
 )
+from floe_dagster.columns import ColumnCapture, RunColumns
 from floe_dagster.manifest import ManifestIndex
 
 __all__ = ["MAX_COMPILED_SQL_BYTES", "DbtEventBuilder", "dbt_time", "strip_ansi"]
@@ -51,6 +55,7 @@ MAX_COMPILED_SQL_BYTES = 256 * 1024
 MAX_ERROR_CHARS = 16 * 1024
 _FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+log = logging.getLogger("floe_dagster.dbt_events")
 
 
 def strip_ansi(text: str) -> str:
@@ -93,6 +98,7 @@ class DbtEventBuilder:
         command: tuple[str, ...] = (),
         target_path: Path | None = None,
         clock: Callable[[], datetime] = _now,
+        capture_columns: ColumnCapture | None = None,
     ) -> None:
         self.index = index
         self.run = run
@@ -103,6 +109,11 @@ class DbtEventBuilder:
         self.command = command
         self.target_path = target_path
         self._clock = clock
+        # Asks the warehouse for a finished node's columns (see floe_dagster.columns); without
+        # it, node_finished carries no output_columns and no column lineage.
+        self.capture_columns = capture_columns
+        self.columns = RunColumns(index, connection.adapter_type)
+        self.column_errors: list[str] = []
         self.invocation: Invocation | None = None
         self.invocation_started_at: datetime | None = None
         self.invocation_finished = False
@@ -254,6 +265,8 @@ class DbtEventBuilder:
         error = message[:MAX_ERROR_CHARS] if message and status in _FAILED_STATUSES else None
         failures = result.get("num_failures") if node.resource_type == "test" else None
         execution_time = result.get("execution_time")
+        compiled_sql = self._compiled_sql(node) if running is not None else None
+        output_columns, column_lineage = self._describe(node, status, compiled_sql)
         return NodeFinished(
             event_id=ids.event_id(
                 "node_finished", self.run.run_id, self.invocation.invocation_id, node.unique_id
@@ -268,11 +281,32 @@ class DbtEventBuilder:
             error=error,
             rows_affected=_rows_affected(result.get("adapter_response")),
             failures=failures if isinstance(failures, int) else None,
-            compiled_sql=self._compiled_sql(node) if running is not None else None,
+            compiled_sql=compiled_sql,
             execution_time_s=(
                 float(execution_time) if isinstance(execution_time, int | float) else None
             ),
+            output_columns=output_columns,
+            column_lineage=column_lineage,
         )
+
+    def _describe(
+        self, node: Node, status: str, compiled_sql: str | None
+    ) -> tuple[tuple[Column, ...], ColumnLineage | None]:
+        """The node's real columns and column lineage, when the warehouse can be asked."""
+        if self.capture_columns is None or status != "success" or node.relation is None:
+            return (), None
+        try:
+            captured = self.capture_columns(node)
+            if captured is None or not captured.output:
+                return (), None
+            return self.columns.describe(node, compiled_sql, captured)
+        except Exception as exc:  # lineage must never cost the node's event
+            if not self.column_errors:
+                log.warning(
+                    "floe could not describe the columns of %s", node.unique_id, exc_info=True
+                )
+            self.column_errors.append(f"{node.unique_id}: {type(exc).__name__}: {exc}")
+            return (), None
 
     def _on_command_completed(
         self, info: Mapping[str, Any], data: Mapping[str, Any]

@@ -17,18 +17,22 @@ from importlib import metadata
 from typing import Any
 
 __all__ = [
+    "FLOE_CLASSIFICATIONS_FACET",
     "FLOE_TRACE_FACET",
     "FLOE_VERSION",
     "PRODUCER",
     "RUN_EVENT_SCHEMA_URL",
     "SCHEMA_BASE_URL",
     "Facet",
+    "column_lineage",
     "column_tags",
     "data_quality_assertions",
     "datasource",
     "documentation_dataset",
     "documentation_job",
     "error_message",
+    "extraction_error",
+    "floe_classifications",
     "floe_trace",
     "job_type",
     "output_statistics",
@@ -80,10 +84,17 @@ SCHEMA_URLS = {
     "TagsDatasetFacet": f"{_SPEC}/1-0-0/TagsDatasetFacet.json",
     "TagsJobFacet": f"{_SPEC}/1-0-0/TagsJobFacet.json",
     "TagsRunFacet": f"{_SPEC}/1-0-0/TagsRunFacet.json",
+    "ColumnLineageDatasetFacet": f"{_SPEC}/1-2-0/ColumnLineageDatasetFacet.json",
+    "ExtractionErrorRunFacet": f"{_SPEC}/1-1-2/ExtractionErrorRunFacet.json",
     "FloeTraceRunFacet": f"{SCHEMA_BASE_URL}/1-0-0/FloeTraceRunFacet.json",
+    "FloeClassificationsDatasetFacet": (
+        f"{SCHEMA_BASE_URL}/1-0-0/FloeClassificationsDatasetFacet.json"
+    ),
 }
 #: Key of floe's trace facet in ``run.facets``.
 FLOE_TRACE_FACET = "floe_trace"
+#: Key of floe's classifications facet in a dataset's ``facets``.
+FLOE_CLASSIFICATIONS_FACET = "floe_classifications"
 
 
 def _facet(kind: str, **fields: Any) -> Facet:
@@ -120,6 +131,16 @@ def processing_engine(name: str, version: str | None) -> Facet:
 
 def error_message(message: str, language: str) -> Facet:
     return _facet("ErrorMessageRunFacet", message=message, programmingLanguage=language)
+
+
+def extraction_error(errors: list[str], total_tasks: int = 1) -> Facet:
+    """What the column lineage of a statement could not resolve (``totalTasks``: statements)."""
+    return _facet(
+        "ExtractionErrorRunFacet",
+        totalTasks=total_tasks,
+        failedTasks=1 if errors else 0,
+        errors=[{"errorMessage": message, "taskNumber": 0} for message in errors],
+    )
 
 
 def tags_run(tags: Mapping[str, str], source: str) -> Facet:
@@ -190,10 +211,18 @@ def tags_dataset(tags: list[dict[str, str]]) -> Facet:
     return _facet("TagsDatasetFacet", tags=tags)
 
 
+#: ``source`` of a column-level classification tag, by the classification's origin.
+CLASSIFICATION_TAG_SOURCES = {
+    "declared": "DBT_META",
+    "inherited": "FLOE_INHERITED",
+    "masked": "FLOE_MASKED",
+}
+
+
 def column_tags(
     column: str, tags: Iterable[str], classification: str | None
 ) -> list[dict[str, str]]:
-    """Column-level tags: the column's dbt tags and its governance classification."""
+    """Column-level tags: the column's dbt tags and its declared governance classification."""
     out = [{"key": tag, "value": "true", "source": "DBT", "field": column} for tag in tags]
     if classification:
         out.append(
@@ -205,6 +234,16 @@ def column_tags(
             }
         )
     return out
+
+
+def column_lineage(fields: dict[str, Any], dataset: list[dict[str, Any]]) -> Facet:
+    return _facet("ColumnLineageDatasetFacet", fields=fields, dataset=dataset or None)
+
+
+def floe_classifications(columns: dict[str, list[dict[str, Any]]]) -> Facet:
+    """Per column, every classification it carries, whether declared, inherited or masked, and
+    the columns it was declared on (``from``)."""
+    return _facet("FloeClassificationsDatasetFacet", columns=columns)
 
 
 def output_statistics(row_count: int) -> Facet:

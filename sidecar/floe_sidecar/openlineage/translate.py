@@ -31,6 +31,7 @@ from floe_core.events import (
     RunFinished,
 )
 from floe_sidecar.openlineage import facets
+from floe_sidecar.openlineage.columns import output_columns
 from floe_sidecar.openlineage.naming import (
     DEFAULT_JOB_NAMESPACE,
     dataset_name,
@@ -269,7 +270,12 @@ def _node_event(
     inputs = _inputs(node, ds_namespace, finished)
     outputs = []
     if node.relation is not None and node.resource_type != "test":
-        outputs.append(_output(node, node.relation, ds_namespace, state, finished))
+        output, lineage_errors = _output(
+            node, node.relation, ds_namespace, state, finished, [i["name"] for i in inputs]
+        )
+        outputs.append(output)
+        if lineage_errors:
+            run_facets["extractionError"] = facets.extraction_error(lineage_errors)
 
     return _event(
         state,
@@ -335,27 +341,24 @@ def _assertion(node: Node, finished: NodeFinished) -> dict[str, Any]:
 
 
 def _output(
-    node: Node, relation: Relation, namespace: str, state: str, finished: NodeFinished | None
-) -> dict[str, Any]:
+    node: Node,
+    relation: Relation,
+    namespace: str,
+    state: str,
+    finished: NodeFinished | None,
+    input_names: list[str],
+) -> tuple[dict[str, Any], list[str]]:
+    """The output dataset, and what its column lineage could not resolve."""
     dataset = _dataset(relation, namespace)
     dataset_facets = dataset["facets"]
-    if node.columns:
-        fields = []
-        for column in node.columns:
-            field = {"name": column.name}
-            if column.data_type:
-                field["type"] = column.data_type
-            if column.description:
-                field["description"] = column.description
-            fields.append(field)
-        dataset_facets["schema"] = facets.schema(fields)
+    columns = output_columns(node, finished, namespace, input_names)
+    dataset_facets.update(columns.facets)
     if node.description:
         dataset_facets["documentation"] = facets.documentation_dataset(node.description)
     if node.owner:
         dataset_facets["ownership"] = facets.ownership_dataset(node.owner)
     tags = [{"key": tag, "value": "true", "source": "DBT"} for tag in node.tags]
-    for column in node.columns:
-        tags.extend(facets.column_tags(column.name, column.tags, column.classification))
+    tags.extend(columns.tags)
     if tags:
         dataset_facets["tags"] = facets.tags_dataset(tags)
     if (
@@ -368,4 +371,4 @@ def _output(
         dataset["outputFacets"] = {
             "outputStatistics": facets.output_statistics(finished.rows_affected)
         }
-    return dataset
+    return dataset, list(dict.fromkeys(columns.errors))
