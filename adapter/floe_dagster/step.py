@@ -23,12 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, AssetKey, Output
 
 from floe_core import ids
 from floe_core.artifacts import CompiledArtifacts
 from floe_core.events import DagsterRun, NodeFinished, NodeStarted
 from floe_core.transport import SOCKET_ENV
+from floe_dagster.column_metadata import column_metadata
 from floe_dagster.dbt_events import DbtEventBuilder, strip_ansi
 from floe_dagster.emitter import EmitStats, EventEmitter, EventSink, spool_dir_from_env
 from floe_dagster.logs import configure_logging, trace_scope, with_trace
@@ -90,6 +91,9 @@ class _Observer:
         # Messages for the Dagster log, written by the step's thread (see drain_dagster_log):
         # on_line runs in the thread that reads dbt's output.
         self.dagster_log: deque[tuple[str, str]] = deque()
+        # Column schema and lineage of finished nodes, by unique_id, for their materializations
+        # (filled when the builder can ask the warehouse: see floe_dagster.columns).
+        self.column_metadata: dict[str, dict[str, Any]] = {}
 
     def drain_dagster_log(self) -> None:
         while self.dagster_log:
@@ -102,8 +106,21 @@ class _Observer:
                 self.emitter.emit(event)
                 if isinstance(event, NodeFinished | NodeStarted):
                     self._log_node(event)
+                if isinstance(event, NodeFinished) and event.output_columns:
+                    self.column_metadata[event.node.unique_id] = column_metadata(
+                        event.output_columns, event.column_lineage, self._asset_key_of(event)
+                    )
         except Exception as exc:  # a floe bug must not stop dbt
             self._internal(exc)
+
+    def _asset_key_of(self, event: NodeFinished) -> Any:
+        keys: dict[Any, AssetKey] = {}
+        node = event.node
+        for relation, unique_id in zip(node.upstream, node.upstream_ids, strict=False):
+            upstream = self.builder.index.node(unique_id)
+            if upstream is not None and upstream.asset_key:
+                keys[relation] = AssetKey(list(upstream.asset_key))
+        return keys.get
 
     def _log_node(self, event: NodeStarted | NodeFinished) -> None:
         unique_id = event.node.unique_id
@@ -250,13 +267,20 @@ def _dagster_events(
     for event in invocation.stream_raw_events():
         if observer is not None:
             observer.drain_dagster_log()
-        yield from event.to_default_asset_events(
+        for dagster_event in event.to_default_asset_events(
             manifest=invocation.manifest,
             dagster_dbt_translator=invocation.dagster_dbt_translator,
             context=context,
             target_path=invocation.target_path,
             project=invocation.project,
-        )
+        ):
+            if observer is not None and isinstance(dagster_event, Output):
+                unique_id = dagster_event.metadata.get("unique_id")
+                unique_id = getattr(unique_id, "value", unique_id)  # a TextMetadataValue
+                extra = observer.column_metadata.pop(str(unique_id), None)
+                if extra:
+                    dagster_event = dagster_event.with_metadata({**dagster_event.metadata, **extra})
+            yield dagster_event
 
 
 def _report(
