@@ -211,11 +211,15 @@ def tags_dataset(tags: list[dict[str, str]]) -> Facet:
     return _facet("TagsDatasetFacet", tags=tags)
 
 
-#: ``source`` of a column-level classification tag, by the classification's origin.
+#: ``source`` of a column-level classification tag: declared in dbt meta, inherited through a
+#: DIRECT column-lineage edge, or passed on masked (the contract the HTML report reads).
+DBT_META = "DBT_META"
+FLOE_INHERITED = "FLOE_INHERITED"
+FLOE_MASKED = "FLOE_MASKED"
 CLASSIFICATION_TAG_SOURCES = {
-    "declared": "DBT_META",
-    "inherited": "FLOE_INHERITED",
-    "masked": "FLOE_MASKED",
+    "declared": DBT_META,
+    "inherited": FLOE_INHERITED,
+    "masked": FLOE_MASKED,
 }
 
 
@@ -229,7 +233,7 @@ def column_tags(
             {
                 "key": "classification",
                 "value": classification,
-                "source": "DBT_META",
+                "source": DBT_META,
                 "field": column,
             }
         )
