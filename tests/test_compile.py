@@ -14,9 +14,9 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, Postgres
 
+from floe_cli.main import main
 from floe_core.artifacts import load_artifacts
 from floe_core.config import FloeConfigError
-from floe_dbt.cli import main
 from floe_dbt.compile import compile_floe, validate_floe
 from floe_dbt.connection import connection_identity
 
@@ -346,7 +346,7 @@ def test_console_script_exit_code_and_no_dagster_import(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from floe_dbt.cli import main; main(sys.argv[1:]); "
+            "import sys; from floe_cli.main import main; main(sys.argv[1:]); "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('dagster', 'dagster_dbt', "
             "'dbt')); print(bad); sys.exit(1 if bad else 0)",
             "compile",

@@ -45,12 +45,12 @@ def reference() -> str:
 
 
 def test_every_floe_command_and_flag_is_documented(reference: str) -> None:
-    top = _help(["floe_dbt.cli"])
+    top = _help(["floe_cli"])
     listed = set(re.findall(r"^    (\w+)\s", top, re.M))
     assert listed == set(FLOE_COMMANDS), "update FLOE_COMMANDS and docs/configuration.md"
     for command in FLOE_COMMANDS:
         assert f"`floe {command}" in reference, f"floe {command} is not documented"
-        for flag in _flags(_help(["floe_dbt.cli", command])):
+        for flag in _flags(_help(["floe_cli", command])):
             assert _mentions(reference, flag), (
                 f"floe {command} {flag} is not documented in {REFERENCE.name}"
             )

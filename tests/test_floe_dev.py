@@ -126,7 +126,7 @@ def test_floe_dev_serves_the_asset_graph_runs_it_and_delivers_events(
     log_path = tmp_path / "floe-dev.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "floe_dbt.cli", "dev", "-p", str(port)],
+            [sys.executable, "-m", "floe_cli", "dev", "-p", str(port)],
             cwd=example_dir,
             env=clean_env(),
             stdout=log,
@@ -205,7 +205,7 @@ def test_floe_dev_serves_the_asset_graph_runs_it_and_delivers_events(
         # `floe show` renders both from the files.
         for what, needle in (("lineage", "customers"), ("traces", "dbt build")):
             shown = subprocess.run(
-                [sys.executable, "-m", "floe_dbt.cli", "show", what, "--run", run_id],
+                [sys.executable, "-m", "floe_cli", "show", what, "--run", run_id],
                 cwd=example_dir,
                 env=clean_env(),
                 capture_output=True,

@@ -34,7 +34,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def floe(*args: str) -> list[str]:
-    return [sys.executable, "-m", "floe_dbt.cli", *args]
+    return [sys.executable, "-m", "floe_cli", *args]
 
 
 def sidecar(*args: str) -> list[str]:

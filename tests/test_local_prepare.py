@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from floe_dagster.local.children import Backoff, Child, RestartingChild
-from floe_dagster.local.prepare import ProjectPaths, prepare
+from floe_cli.children import Backoff, Child, RestartingChild
+from floe_cli.prepare import ProjectPaths, prepare
 
 
 def test_prepare_compiles_and_parses_only_when_something_changed(example_dir: Path) -> None:

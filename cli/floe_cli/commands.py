@@ -1,7 +1,7 @@
-"""The `floe` subcommands that run things: prepare, run, dev, show.
+"""Every ``floe`` subcommand: its name, help line, arguments and what it runs.
 
-``floe_dbt.cli`` registers :data:`ENTRIES` as its commands. Importing this module is cheap (no
-dagster, no dbt): each ``run_*`` function imports what it needs when the command runs.
+Importing this module is cheap (no dagster, no dbt): each ``_run_*`` function imports what it
+needs when the command runs, so ``floe compile`` never loads dagster.
 """
 
 from __future__ import annotations
@@ -9,48 +9,110 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ENTRIES"]
+from floe_cli.args import add_config_path, add_environment, non_negative_seconds, tcp_port
+from floe_cli.display import show_path
+from floe_cli.errors import CliError
+from floe_core.config import FloeConfigError, config_schema_json
+
+__all__ = ["COMMANDS", "Command"]
 
 
-def _path_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "path",
-        nargs="?",
-        default="floe.yaml",
-        help="floe.yaml, or the directory holding it (default: ./floe.yaml)",
-    )
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 def _project_args(parser: argparse.ArgumentParser) -> None:
-    _path_arg(parser)
-    parser.add_argument(
-        "--env", default=None, help="environment to run (default: default_environment)"
-    )
+    add_config_path(parser)
+    add_environment(parser, "run")
 
 
 def _usage_errors(action: Callable[[], int]) -> int:
     """Turn a failed preparation into the one-message error the CLI prints."""
-    from floe_dbt.cli import CliError
-
     try:
         return action()
     except RuntimeError as exc:  # `dbt parse` failed: its output is in the message
         raise CliError(str(exc)) from None
     except ValueError as exc:
-        from floe_core.config import FloeConfigError
-
         if isinstance(exc, FloeConfigError):
             raise
         raise CliError(str(exc)) from None
+
+
+# --- floe compile / validate / schema --------------------------------------------------------
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    add_config_path(parser)
+    add_environment(parser, "compile for")
+
+
+def _compile_args(parser: argparse.ArgumentParser) -> None:
+    _config_args(parser)
+    parser.add_argument(
+        "--output-dir",
+        default=".floe",
+        type=Path,
+        help="where compiled_artifacts.json and profiles/ go (default: .floe)",
+    )
+
+
+def _run_compile(args: argparse.Namespace) -> int:
+    from floe_dbt.compile import ARTIFACTS_FILE, compile_floe
+
+    artifacts = compile_floe(args.path, args.env, args.output_dir)
+    compute = artifacts.compute
+    profiles = Path(artifacts.dbt_profiles_path)
+    lines = [
+        f"compiled {artifacts.source_path} for environment {artifacts.environment} "
+        f"(target {compute.target}, auth {compute.auth_method})",
+        f"  artifacts: {show_path(args.output_dir.resolve() / ARTIFACTS_FILE)}",
+        f"  profiles:  {show_path(profiles / 'profiles.yml')} "
+        f"(profile {artifacts.dbt_profile_name}, target {artifacts.dbt_target_name})",
+    ]
+    if compute.secret_env_vars:
+        lines.append("  credentials from: " + ", ".join(compute.secret_env_vars))
+    if not Path(artifacts.dbt_manifest_path).is_file():
+        lines.append(
+            "  no dbt manifest yet: column classifications are read once it exists "
+            "(dbt parse, compile or build writes it; then compile again)"
+        )
+    lines.append(
+        f"  next: dbt build --project-dir {show_path(Path(artifacts.dbt_project_path))} "
+        f"--profiles-dir {show_path(profiles)}"
+    )
+    print("\n".join(lines))
+    return 0
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from floe_dbt.compile import validate_floe
+
+    artifacts = validate_floe(args.path, args.env)
+    print(
+        f"{artifacts.source_path} is valid for environment {artifacts.environment} "
+        f"(target {artifacts.compute.target}, auth {artifacts.compute.auth_method}, "
+        f"dbt project {show_path(Path(artifacts.dbt_project_path))})"
+    )
+    return 0
+
+
+def _run_schema(args: argparse.Namespace) -> int:
+    sys.stdout.write(config_schema_json())
+    return 0
 
 
 # --- floe prepare ----------------------------------------------------------------------------
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from floe_dagster.local.prepare import prepare
+    from floe_cli.prepare import prepare
 
     def action() -> int:
         prepared = prepare(args.path, args.env)
@@ -64,13 +126,6 @@ def _run_prepare(args: argparse.Namespace) -> int:
 # --- floe run --------------------------------------------------------------------------------
 
 
-def _wait_seconds(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
 def _configure_run(parser: argparse.ArgumentParser) -> None:
     _project_args(parser)
     parser.add_argument(
@@ -81,7 +136,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude", help="dbt selection to leave out")
     parser.add_argument(
         "--wait",
-        type=_wait_seconds,
+        type=non_negative_seconds,
         default=30.0,
         metavar="SECONDS",
         help="longest wait for the sidecar to deliver the run's events (default: 30); "
@@ -90,7 +145,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    from floe_dagster.local.run import RunOptions, floe_run
+    from floe_cli.run import RunOptions, floe_run
 
     options = RunOptions(
         path=args.path, env=args.env, select=args.select, exclude=args.exclude, wait_s=args.wait
@@ -101,25 +156,18 @@ def _run_run(args: argparse.Namespace) -> int:
 # --- floe dev --------------------------------------------------------------------------------
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError("a TCP port: 1-65535")
-    return value
-
-
 def _configure_dev(parser: argparse.ArgumentParser) -> None:
     _project_args(parser)
     parser.add_argument(
         "-H", "--host", default="127.0.0.1", help="webserver host (default: 127.0.0.1)"
     )
     parser.add_argument(
-        "-p", "--port", type=_port, default=3000, help="webserver port (default: 3000)"
+        "-p", "--port", type=tcp_port, default=3000, help="webserver port (default: 3000)"
     )
 
 
 def _run_dev(args: argparse.Namespace) -> int:
-    from floe_dagster.local.dev import DevOptions, floe_dev
+    from floe_cli.dev import DevOptions, floe_dev
 
     options = DevOptions(path=args.path, env=args.env, host=args.host, port=args.port)
     return _usage_errors(lambda: floe_dev(options))
@@ -133,7 +181,7 @@ def _configure_show(parser: argparse.ArgumentParser) -> None:
         "what", choices=["lineage", "traces"], help="lineage events or the span waterfall"
     )
     parser.add_argument("--run", help="Dagster run id (default: the latest run in the file)")
-    _path_arg(parser)
+    add_config_path(parser)
     parser.add_argument(
         "--file",
         type=Path,
@@ -143,9 +191,8 @@ def _configure_show(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from floe_dagster.local.prepare import ProjectPaths
-    from floe_dagster.local.show import NothingToShow, show_lineage, show_traces
-    from floe_dbt.cli import CliError
+    from floe_cli.prepare import ProjectPaths
+    from floe_cli.show import NothingToShow, show_lineage, show_traces
 
     paths = ProjectPaths.find(args.path)
     try:
@@ -158,28 +205,41 @@ def _run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-ENTRIES: list[
-    tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
-] = [
-    (
+COMMANDS: list[Command] = [
+    Command(
+        "compile",
+        "write compiled_artifacts.json and the dbt profiles.yml from floe.yaml",
+        _compile_args,
+        _run_compile,
+    ),
+    Command(
+        "validate",
+        "check floe.yaml and its dbt project; write nothing",
+        _config_args,
+        _run_validate,
+    ),
+    Command(
+        "schema", "print the JSON Schema of floe.yaml (for editors)", lambda p: None, _run_schema
+    ),
+    Command(
         "prepare",
         "compile floe.yaml if it changed, write the dbt manifest if missing or stale (images, CI)",
         _project_args,
         _run_prepare,
     ),
-    (
+    Command(
         "run",
         "materialize the assets headless, with the sidecar; wait (bounded) for lineage and traces",
         _configure_run,
         _run_run,
     ),
-    (
+    Command(
         "dev",
         "the Dagster UI (webserver + daemon) and the sidecar, supervised together",
         _configure_dev,
         _run_dev,
     ),
-    (
+    Command(
         "show",
         "a run's lineage or span waterfall from the local files under .floe/",
         _configure_show,

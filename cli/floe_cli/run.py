@@ -18,18 +18,15 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from floe_core.artifacts import ARTIFACTS_ENV, CompiledArtifacts
-from floe_core.transport import SOCKET_ENV, SPOOL_ENV
-from floe_dagster.local.children import Child
-from floe_dagster.local.delivery import Delivery, wait_for_delivery
-from floe_dagster.local.prepare import Prepared, ProjectPaths, ensure_dagster_home, prepare
-from floe_dagster.local.progress import RunTally, RunWatcher
-from floe_dagster.local.sidecar import (
+from floe_cli.children import Child
+from floe_cli.delivery import Delivery, wait_for_delivery
+from floe_cli.display import show_path
+from floe_cli.prepare import Prepared, ProjectPaths, ensure_dagster_home, prepare
+from floe_cli.sidecar import (
     SidecarStatus,
     read_status,
     sidecar_available,
@@ -37,6 +34,9 @@ from floe_dagster.local.sidecar import (
     socket_path,
     wait_for_socket,
 )
+from floe_core.artifacts import ARTIFACTS_ENV, CompiledArtifacts
+from floe_core.transport import SOCKET_ENV, SPOOL_ENV
+from floe_dagster.progress import RunTally
 
 __all__ = ["RunOptions", "RunOutcome", "floe_run"]
 
@@ -45,10 +45,6 @@ EXIT_PIPELINE_FAILED = 1
 EXIT_USAGE = 2
 LINEAGE_SINK = "openlineage"
 TRACES_SINK = "otel"
-
-
-class SelectionError(ValueError):
-    """``--select`` matched nothing."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,7 @@ def floe_run(options: RunOptions, out: IO[str] | None = None) -> RunOutcome:
         say(f"floe: {action}")
     say(
         f"floe run: {artifacts.name} (environment {artifacts.environment}, target "
-        f"{artifacts.compute.target}) in {_show(paths.root)}"
+        f"{artifacts.compute.target}) in {show_path(paths.root)}"
     )
     events_on = artifacts.observability.lineage or artifacts.observability.traces
     _set_environment(paths, artifacts)
@@ -133,9 +129,10 @@ def _start_sidecar(
     paths: ProjectPaths, say: Callable[[str], None]
 ) -> tuple[Child | None, SidecarStatus | None]:
     if not sidecar_available():
+        spool = show_path(paths.spool)
         say(
             "floe: the sidecar is not installed (install floe with the `sidecar` extra); events "
-            f"stay in {_show(paths.spool)} until `floe-sidecar --spool {_show(paths.spool)}` runs"
+            f"stay in {spool} until `floe-sidecar --spool {spool}` runs"
         )
         return None, None
     paths.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -154,13 +151,13 @@ def _start_sidecar(
     child.start()
     if wait_for_socket(child, socket):
         os.environ[SOCKET_ENV] = str(socket)
-        say(f"floe: sidecar started (pid {child.pid}, log {_show(paths.logs / 'sidecar.log')})")
+        say(f"floe: sidecar started (pid {child.pid}, log {show_path(paths.logs / 'sidecar.log')})")
     else:
         code = child.poll()
         state = f"exited with code {code}" if code is not None else "is not listening yet"
         say(
-            f"floe: the sidecar {state} (see {_show(paths.logs / 'sidecar.log')}); "
-            f"events go to {_show(paths.spool)}"
+            f"floe: the sidecar {state} (see {show_path(paths.logs / 'sidecar.log')}); "
+            f"events go to {show_path(paths.spool)}"
         )
         if code is not None:
             return None, before  # nothing to stop
@@ -170,33 +167,14 @@ def _start_sidecar(
 def _materialize(
     prepared: Prepared, options: RunOptions, run_id: str, say: Callable[[str], None]
 ) -> tuple[bool, RunTally]:
-    from dagster import DagsterInstance
+    from floe_dagster.run import plan_materialization
 
-    from floe_dagster.assets import build_definitions
-
-    defs = build_definitions(prepared.artifacts)
-    job = defs.resolve_implicit_global_asset_job_def()
-    selection = _selected_keys(defs, options) if options.select or options.exclude else None
-    instance = DagsterInstance.get()
-    watcher = RunWatcher(instance, run_id, say)
-    what = f"{len(selection)} selected assets" if selection is not None else "all assets"
-    say(f"floe: materializing {what}; Dagster run {run_id}")
+    plan = plan_materialization(prepared.artifacts, options.select, options.exclude)
+    say(f"floe: materializing {plan.what}; Dagster run {run_id}")
     log_path = prepared.paths.logs / f"run-{run_id}.log"
-    say(f"floe: dbt's output goes to {_show(log_path)}")
-    watcher.start()
-    try:
-        with private_log(log_path) as log, redirect_stdout(log):
-            result = job.execute_in_process(
-                instance=instance,
-                run_id=run_id,
-                asset_selection=selection,
-                raise_on_error=False,
-                tags={"floe/command": "floe run"},
-                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-            )
-    finally:
-        tally = watcher.stop()
-    return result.success, tally
+    say(f"floe: dbt's output goes to {show_path(log_path)}")
+    with private_log(log_path) as log:
+        return plan.execute(run_id, say, log, tags={"floe/command": "floe run"})
 
 
 def private_log(path: Path) -> IO[str]:
@@ -204,24 +182,6 @@ def private_log(path: Path) -> IO[str]:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     return os.fdopen(fd, "a", encoding="utf-8")
-
-
-def _selected_keys(defs: Any, options: RunOptions) -> list[Any]:
-    """dbt selection syntax (``--select stg_orders+``) resolved to asset keys."""
-    from dagster_dbt import build_dbt_asset_selection
-
-    assets = [a for a in defs.assets or () if hasattr(a, "keys")]
-    selection = build_dbt_asset_selection(
-        assets, dbt_select=options.select or "fqn:*", dbt_exclude=options.exclude or ""
-    )
-    keys = sorted(selection.resolve(defs.resolve_asset_graph()), key=lambda k: tuple(k.path))
-    if not keys:
-        raise SelectionError(
-            f"--select {options.select!r}"
-            + (f" --exclude {options.exclude!r}" if options.exclude else "")
-            + " matched no dbt model, seed or snapshot"
-        )
-    return keys
 
 
 def _await_delivery(paths: ProjectPaths, wait_s: float, say: Callable[[str], None]) -> Delivery:
@@ -265,7 +225,7 @@ def _summary(
     if after is None:
         say(
             f"  lineage and traces: no sidecar status (`floe-sidecar status --spool "
-            f"{_show(paths.spool)}` failed); see {_show(paths.logs / 'sidecar.log')}"
+            f"{show_path(paths.spool)}` failed); see {show_path(paths.logs / 'sidecar.log')}"
         )
     for sink_name, label, unit, local in (
         (LINEAGE_SINK, "lineage", "events", paths.lineage_file),
@@ -286,7 +246,7 @@ def _summary(
     if delivery is not None:
         say(f"  waited {delivery.waited_s:.1f}s for the sidecar: {delivery.reason}")
     if after is not None and after.pending_events:
-        spool = _show(paths.spool)
+        spool = show_path(paths.spool)
         say(
             f"  pending events stay in {spool}; the next `floe run` or `floe dev` delivers "
             f"them, or now: floe-sidecar --spool {spool} --once"
@@ -308,15 +268,8 @@ def _destination(label: str, local: Path) -> str:
         )
     if configured:
         return configured
-    return _show(local) if local.exists() else "the endpoint in floe.yaml"
+    return show_path(local) if local.exists() else "the endpoint in floe.yaml"
 
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
-
-
-def _show(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

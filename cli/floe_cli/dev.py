@@ -22,17 +22,17 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from floe_core.artifacts import ARTIFACTS_ENV
-from floe_core.transport import SOCKET_ENV, SPOOL_ENV
-from floe_dagster.local.children import Backoff, Child, RestartingChild
-from floe_dagster.local.prepare import ProjectPaths, ensure_dagster_home, prepare
-from floe_dagster.local.sidecar import (
+from floe_cli.children import Backoff, Child, RestartingChild
+from floe_cli.prepare import ProjectPaths, ensure_dagster_home, prepare
+from floe_cli.sidecar import (
     read_status,
     sidecar_available,
     sidecar_child,
     socket_path,
     wait_for_socket,
 )
+from floe_core.artifacts import ARTIFACTS_ENV
+from floe_core.transport import SOCKET_ENV, SPOOL_ENV
 
 __all__ = ["DevOptions", "floe_dev"]
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from floe_dagster.local.sidecar import SidecarStatus, read_status
+from floe_cli.sidecar import SidecarStatus, read_status
 
 __all__ = ["Delivery", "wait_for_delivery"]
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from floe_dagster.local.children import Child
-from floe_dagster.local.prepare import ProjectPaths
+from floe_cli.children import Child
+from floe_cli.prepare import ProjectPaths
 
 __all__ = [
     "SidecarStatus",

@@ -1,0 +1,50 @@
+"""``floe``: the parser built from :data:`floe_cli.commands.COMMANDS`, and how errors end.
+
+Errors users can fix (a bad floe.yaml, a missing file, :class:`~floe_cli.errors.CliError`)
+print one message to stderr and exit with status 2, without a traceback (``FLOE_DEBUG=1`` shows
+it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from floe_cli.commands import COMMANDS
+from floe_cli.errors import CliError
+from floe_core.config import FloeConfigError
+
+__all__ = ["build_parser", "main"]
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="floe", description="dbt projects as Dagster assets, with lineage and traces."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(child)
+        child.set_defaults(_run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args))
+    except (FloeConfigError, CliError, FileNotFoundError, PermissionError) as exc:
+        if os.environ.get("FLOE_DEBUG"):
+            raise
+        print(f"floe {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
