@@ -200,7 +200,7 @@ def sidecar(repeat: int) -> list[str]:
     from test_openlineage_columns import truth_events
 
     from floe_core.events import decode_event, encode_event
-    from floe_sidecar.openlineage import translate_event
+    from floe_sidecar.sinks.openlineage import translate_event
 
     plain = [encode_event(e) for e in shop_events()] * 50
     rich = [encode_event(e) for e in truth_events()] * 50

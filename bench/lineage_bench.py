@@ -121,7 +121,7 @@ def floe_pipeline(workdir: Path, receiver: Any) -> tuple[float, dict[tuple[str, 
     from floe_core.events import decode_event
     from floe_dagster.manifest import dbt_executable, parse_command
     from floe_dbt.compile import compile_floe
-    from floe_sidecar.openlineage import translate_event
+    from floe_sidecar.sinks.openlineage import translate_event
 
     artifacts = compile_floe(workdir / "floe.yaml", output_dir=workdir / ".floe")
     subprocess.run(parse_command(artifacts, dbt_executable()), check=True, capture_output=True)
@@ -131,7 +131,7 @@ def floe_pipeline(workdir: Path, receiver: Any) -> tuple[float, dict[tuple[str, 
     log = open(workdir / "pipeline.log", "ab")  # noqa: SIM115 - closed below
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENLINEAGE", "FLOE_"))}
     env.update(OPENLINEAGE_URL=receiver.url, HOME=str(workdir))
-    sink = "python:floe_sidecar.openlineage.sink:build_openlineage_sink"
+    sink = "python:floe_sidecar.sinks.openlineage.sink:build_openlineage_sink"
     sidecar = subprocess.Popen(
         [
             str(VENV_BIN / "floe-sidecar"),
@@ -250,14 +250,14 @@ def sidecar_hop(count: int) -> list[float]:
     from lineage_support import Receiver, shop_events
 
     from floe_dagster.emitter import EventEmitter
-    from floe_sidecar.openlineage import translate_event
+    from floe_sidecar.sinks.openlineage import translate_event
 
     receiver = Receiver().start()
     with tempfile.TemporaryDirectory(prefix="floe-lineage-hop-") as tmp:
         base = Path(tmp)
         sock = base / "sidecar.sock"
         env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, "OPENLINEAGE_URL": receiver.url}
-        sink = "python:floe_sidecar.openlineage.sink:build_openlineage_sink"
+        sink = "python:floe_sidecar.sinks.openlineage.sink:build_openlineage_sink"
         sidecar = subprocess.Popen(
             [
                 str(VENV_BIN / "floe-sidecar"),
@@ -348,7 +348,7 @@ class CountingBackend:
 def run_events(count: int) -> list[dict[str, Any]]:
     from lineage_support import shop_events
 
-    from floe_sidecar.openlineage import translate_event
+    from floe_sidecar.sinks.openlineage import translate_event
 
     out: list[dict[str, Any]] = []
     while len(out) < count:
@@ -358,8 +358,8 @@ def run_events(count: int) -> list[dict[str, Any]]:
 
 
 def floe_sink_rate(events: list[dict[str, Any]], batch_endpoint: bool) -> float:
-    from floe_sidecar.openlineage.delivery import build_delivery
-    from floe_sidecar.openlineage.sink import OpenLineageSink
+    from floe_sidecar.sinks.openlineage.delivery import build_delivery
+    from floe_sidecar.sinks.openlineage.sink import OpenLineageSink
 
     backend = CountingBackend(batch=batch_endpoint)
     sink = OpenLineageSink(build_delivery({"type": "http", "url": backend.url}), "dbt")
@@ -379,7 +379,7 @@ def floe_sink_rate(events: list[dict[str, Any]], batch_endpoint: bool) -> float:
 def client_rate(events: list[dict[str, Any]]) -> float:
     from openlineage.client.transport.http import HttpConfig, HttpTransport
 
-    from floe_sidecar.openlineage.delivery import _client_event
+    from floe_sidecar.sinks.openlineage.delivery import _client_event
 
     objects = [_client_event(e) for e in events]  # built before the clock: the caller's objects
     backend = CountingBackend(batch=False)
@@ -413,8 +413,8 @@ def encoding_rates(events: list[dict[str, Any]]) -> tuple[float, float, float]:
     from lineage_support import shop_events
     from openlineage.client.serde import Serde
 
-    from floe_sidecar.openlineage import translate_event
-    from floe_sidecar.openlineage.delivery import _client_event
+    from floe_sidecar.sinks.openlineage import translate_event
+    from floe_sidecar.sinks.openlineage.delivery import _client_event
 
     source = [e for _ in range(max(1, len(events) // 50)) for e in shop_events()]
     began = time.perf_counter()

@@ -102,7 +102,7 @@ def _settings(protocol: str, port: int) -> Any:
 
 
 def run_floe(protocol: str, port: int, count: int) -> dict[str, Any]:
-    from floe_sidecar.otel.sink import build_trace_sink
+    from floe_sidecar.sinks.otel.sink import build_trace_sink
 
     sink = build_trace_sink(_settings(protocol, port))
     assert sink is not None
@@ -128,9 +128,9 @@ def run_sdk(protocol: str, port: int, count: int) -> dict[str, Any]:
     from opentelemetry.sdk.trace.id_generator import IdGenerator
     from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
-    from floe_sidecar.otel.config import resolve_trace_config
-    from floe_sidecar.otel.exporters import build_exporter
-    from floe_sidecar.otel.translate import SpanTranslator
+    from floe_sidecar.sinks.otel.config import resolve_trace_config
+    from floe_sidecar.sinks.otel.exporters import build_exporter
+    from floe_sidecar.sinks.otel.translate import SpanTranslator
 
     config = resolve_trace_config(_settings(protocol, port))
     assert config is not None
@@ -207,7 +207,7 @@ def _warm_imports() -> None:
     import opentelemetry.sdk.trace.export  # noqa: F401
     import requests  # noqa: F401
 
-    import floe_sidecar.otel.sink  # noqa: F401
+    import floe_sidecar.sinks.otel.sink  # noqa: F401
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ from floe_core.events import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FLOE_SCHEMAS = REPO_ROOT / "sidecar" / "floe_sidecar" / "openlineage" / "schemas"
+FLOE_SCHEMAS = REPO_ROOT / "schemas" / "openlineage"
 RUN_EVENT_REF = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 
 

@@ -28,7 +28,7 @@ from floe_core.events import (
     decode_event,
     encode_event,
 )
-from floe_sidecar.openlineage import facets, translate_event
+from floe_sidecar.sinks.openlineage import facets, translate_event
 
 CODES = {
     "I": ("DIRECT", "IDENTITY"),

@@ -16,7 +16,7 @@ from conftest import Postgres
 from lineage_support import LineageValidator, Materialized, assert_run_order, materialize_shop
 
 from floe_core.events import NodeFinished
-from floe_sidecar.openlineage import translate_event
+from floe_sidecar.sinks.openlineage import translate_event
 
 pytestmark = pytest.mark.slow
 VENV_BIN = Path(sys.executable).parent

@@ -9,7 +9,7 @@ import pytest
 from openlineage.common.provider.dbt.processor import DbtArtifactProcessor
 
 from floe_core.events import Connection, DagsterRun, Invocation, Node, Relation
-from floe_sidecar.openlineage.naming import (
+from floe_sidecar.sinks.openlineage.naming import (
     dataset_name,
     dataset_namespace,
     datasource_uri,

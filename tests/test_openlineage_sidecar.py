@@ -21,11 +21,11 @@ from lineage_support import Receiver, assert_run_order, materialize_shop, shop_e
 
 from floe_core.events import Event, NodeFinished, decode_event, encode_event
 from floe_core.spool import SpoolWriter
-from floe_sidecar.deadletter import read_deadletter
-from floe_sidecar.openlineage import translate_event
+from floe_sidecar.engine.deadletter import read_deadletter
+from floe_sidecar.sinks.openlineage import translate_event
 
 SIDECAR = Path(sys.executable).parent / "floe-sidecar"
-SINK = "python:floe_sidecar.openlineage.sink:build_openlineage_sink"
+SINK = "python:floe_sidecar.sinks.openlineage.sink:build_openlineage_sink"
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

@@ -20,8 +20,9 @@ import pytest
 from lineage_support import Receiver, assert_run_order, shop_events
 
 from floe_core.artifacts import CompiledArtifacts, ComputeArtifacts, ObservabilityArtifacts
-from floe_sidecar.openlineage.config import LineageConfigError, resolve_lineage_config
-from floe_sidecar.openlineage.delivery import (
+from floe_sidecar.settings import SidecarSettings
+from floe_sidecar.sinks.openlineage.config import LineageConfigError, resolve_lineage_config
+from floe_sidecar.sinks.openlineage.delivery import (
     CompositeDelivery,
     DeliveryError,
     FileDelivery,
@@ -30,8 +31,7 @@ from floe_sidecar.openlineage.delivery import (
     TransportDelivery,
     build_delivery,
 )
-from floe_sidecar.openlineage.sink import OpenLineageSink, build_openlineage_sink
-from floe_sidecar.settings import SidecarSettings
+from floe_sidecar.sinks.openlineage.sink import OpenLineageSink, build_openlineage_sink
 
 
 def artifacts(lineage: bool = True, endpoint: str | None = None) -> CompiledArtifacts:
@@ -383,7 +383,7 @@ def test_the_lineage_package_imports_neither_dagster_nor_dbt() -> None:
 
     code = (
         "import sys\n"
-        "from floe_sidecar.openlineage.delivery import build_delivery\n"
+        "from floe_sidecar.sinks.openlineage.delivery import build_delivery\n"
         "build_delivery({'type': 'http', 'url': 'http://127.0.0.1:9'})\n"
         "roots = {m.split('.')[0] for m in sys.modules}\n"
         "print(','.join(sorted(roots & {'dagster', 'dbt', 'dagster_dbt'})))\n"

@@ -12,7 +12,7 @@ from lineage_support import REPO_ROOT, LineageValidator, assert_run_order, shop_
 
 from floe_core import ids
 from floe_core.events import Connection, NodeStarted, decode_event, encode_event
-from floe_sidecar.openlineage import facets, translate_event
+from floe_sidecar.sinks.openlineage import facets, translate_event
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from floe_core.artifacts import (
     ComputeArtifacts,
     ObservabilityArtifacts,
 )
-from floe_sidecar.otel.config import (
+from floe_sidecar.settings import SidecarSettings
+from floe_sidecar.sinks.otel.config import (
     DEFAULT_TIMEOUT_S,
     FileExport,
     OtlpExport,
@@ -21,8 +22,7 @@ from floe_sidecar.otel.config import (
     TraceConfigError,
     resolve_trace_config,
 )
-from floe_sidecar.otel.sink import build_trace_sink
-from floe_sidecar.settings import SidecarSettings
+from floe_sidecar.sinks.otel.sink import build_trace_sink
 
 
 def _artifacts(
@@ -256,7 +256,8 @@ def test_batch_size_and_compression(tmp_path: Path) -> None:
 
 def test_the_trace_package_imports_neither_dagster_nor_dbt() -> None:
     code = (
-        "import sys, floe_sidecar.otel, floe_sidecar.otel.sink, floe_sidecar.otel.exporters\n"
+        "import sys, floe_sidecar.sinks.otel, floe_sidecar.sinks.otel.sink\n"
+        "import floe_sidecar.sinks.otel.exporters\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'dagster_dbt', 'dbt'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -29,7 +29,7 @@ from otlp_receivers import GrpcReceiver, ReceivedSpan
 from floe_core import ids
 from floe_core.events import Event, InvocationFinished, NodeFinished, decode_event
 from floe_core.spool import list_segments
-from floe_sidecar.otel.translate import to_unix_nanos
+from floe_sidecar.sinks.otel.translate import to_unix_nanos
 
 pytestmark = pytest.mark.slow
 
@@ -146,8 +146,8 @@ def _sidecar_once(run: Materialized, endpoint: str) -> subprocess.CompletedProce
             "--output-dir", str(floe_dir),  # lineage: the embedded default, an NDJSON file
             "--once", "--timeout", "60",
             "--no-default-sinks",
-            "--sink", "python:floe_sidecar.otel.sink:build_trace_sink",
-            "--sink", "python:floe_sidecar.openlineage.sink:build_openlineage_sink",
+            "--sink", "python:floe_sidecar.sinks.otel.sink:build_trace_sink",
+            "--sink", "python:floe_sidecar.sinks.openlineage.sink:build_openlineage_sink",
         ],
         env=env, capture_output=True, timeout=180, check=False,
     )  # fmt: skip

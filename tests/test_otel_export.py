@@ -25,10 +25,15 @@ from trace_support import INVOCATION_ID, JOB, RUN_ID, executed_node_ids, run_eve
 
 from floe_core.artifacts import CompiledArtifacts, ComputeArtifacts, ObservabilityArtifacts
 from floe_core.events import NodeFinished
-from floe_sidecar.otel.exporters import otlp_json
-from floe_sidecar.otel.sink import TraceExportError, TraceSink, build_trace_sink, to_readable_span
-from floe_sidecar.otel.translate import SpanRecord, to_unix_nanos
 from floe_sidecar.settings import SidecarSettings
+from floe_sidecar.sinks.otel.exporters import otlp_json
+from floe_sidecar.sinks.otel.sink import (
+    TraceExportError,
+    TraceSink,
+    build_trace_sink,
+    to_readable_span,
+)
+from floe_sidecar.sinks.otel.translate import SpanRecord, to_unix_nanos
 
 Receiver: TypeAlias = GrpcReceiver | HttpReceiver
 TIMEOUT_MS = 1500

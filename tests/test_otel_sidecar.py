@@ -96,9 +96,9 @@ def _env(**extra: str) -> dict[str, str]:
 OUTPUTS = (
     "--no-default-sinks",
     "--sink",
-    "python:floe_sidecar.otel.sink:build_trace_sink",
+    "python:floe_sidecar.sinks.otel.sink:build_trace_sink",
     "--sink",
-    "python:floe_sidecar.openlineage.sink:build_openlineage_sink",
+    "python:floe_sidecar.sinks.openlineage.sink:build_openlineage_sink",
 )
 
 

@@ -27,8 +27,8 @@ from trace_support import (
 
 from floe_core import ids
 from floe_core.events import Connection, DagsterRun, InvocationFinished, NodeFinished, RunFinished
-from floe_sidecar.otel.sink import to_readable_span
-from floe_sidecar.otel.translate import (
+from floe_sidecar.sinks.otel.sink import to_readable_span
+from floe_sidecar.sinks.otel.translate import (
     SpanRecord,
     SpanTranslator,
     db_system,

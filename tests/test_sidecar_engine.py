@@ -19,17 +19,17 @@ from hypothesis import strategies as st
 from sidecar_support import event_id_of, event_line, write_spool
 
 from floe_core.events import Event
+from floe_core.layout import SpoolLayout
 from floe_core.spool import list_segments
 from floe_core.transport import format_ack
 from floe_sidecar.app import RunReport, Sidecar
 from floe_sidecar.config import EngineOptions
-from floe_sidecar.cursor import load_cursor
-from floe_sidecar.deadletter import DeadLetter, read_deadletter
-from floe_sidecar.layout import SpoolLayout
-from floe_sidecar.retry import RetryPolicy
+from floe_sidecar.engine.cursor import load_cursor
+from floe_sidecar.engine.deadletter import DeadLetter, read_deadletter
+from floe_sidecar.engine.retry import RetryPolicy
+from floe_sidecar.engine.wakeup import Wakeup
 from floe_sidecar.sinks.base import Rejection
 from floe_sidecar.sources.socket import SocketIntake
-from floe_sidecar.wakeup import Wakeup
 
 pytestmark = pytest.mark.anyio
 
@@ -223,8 +223,8 @@ async def test_io_errors_on_the_sidecars_own_files_are_retried_not_fatal(
 ) -> None:
     """A cursor that cannot be saved after a delivery means: deliver that batch again (at least
     once); a spool read that fails means: read again later. Neither stops the sidecar."""
-    import floe_sidecar.pipeline as pipeline_module
-    from floe_sidecar.reader import SpoolReader
+    import floe_sidecar.engine.pipeline as pipeline_module
+    from floe_sidecar.engine.reader import SpoolReader
 
     spool = tmp_path / "spool"
     ids = write_spool(spool, 30)
@@ -256,7 +256,7 @@ async def test_io_errors_on_the_sidecars_own_files_are_retried_not_fatal(
 async def test_a_crashed_runner_is_restarted_alone_from_its_cursor(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from floe_sidecar.runner import SinkRunner
+    from floe_sidecar.engine.runner import SinkRunner
 
     spool = tmp_path / "spool"
     ids = write_spool(spool, 25)

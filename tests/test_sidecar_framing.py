@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from floe_sidecar.deadletter import OVERSIZED_HEAD_BYTES
+from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES
 from floe_sidecar.sources.framing import LineFramer
 
 

@@ -17,11 +17,16 @@ from sidecar_support import event_id_of, event_line, write_spool
 from floe_core.spool import SpoolWriter, list_segments
 from floe_sidecar import config
 from floe_sidecar.config import SinkConfigError, SinkSpec, build_sinks, parse_sink_spec
-from floe_sidecar.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
-from floe_sidecar.deadletter import DeadLetter, DeadLetterRecord, read_deadletter, restore_line
+from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
+from floe_sidecar.engine.deadletter import (
+    DeadLetter,
+    DeadLetterRecord,
+    read_deadletter,
+    restore_line,
+)
+from floe_sidecar.engine.retention import retire_segments
+from floe_sidecar.engine.retry import RetryPolicy
 from floe_sidecar.replay import replay_files
-from floe_sidecar.retention import retire_segments
-from floe_sidecar.retry import RetryPolicy
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.base import Sink
 from floe_sidecar.sinks.console import ConsoleSink

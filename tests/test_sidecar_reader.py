@@ -16,11 +16,11 @@ from sidecar_support import event_line
 
 from floe_core.events import Event, EventError, decode_event
 from floe_core.spool import SpoolWriter
-from floe_sidecar.badlines import BadLineLedger
-from floe_sidecar.cursor import load_cursor
-from floe_sidecar.deadletter import DeadLetter, read_deadletter, restore_line
-from floe_sidecar.pipeline import SinkPipeline
-from floe_sidecar.reader import SpoolReader
+from floe_sidecar.engine.badlines import BadLineLedger
+from floe_sidecar.engine.cursor import load_cursor
+from floe_sidecar.engine.deadletter import DeadLetter, read_deadletter, restore_line
+from floe_sidecar.engine.pipeline import SinkPipeline
+from floe_sidecar.engine.reader import SpoolReader
 from floe_sidecar.sinks.base import Rejection
 
 

@@ -26,17 +26,14 @@ from typing import Any
 
 import anyio
 
-from floe_sidecar.badlines import BadLineLedger
+from floe_core.layout import SpoolLayout
 from floe_sidecar.config import EngineOptions
-from floe_sidecar.deadletter import DeadLetter
-from floe_sidecar.layout import SpoolLayout
-from floe_sidecar.pipeline import SinkPipeline
-from floe_sidecar.retention import retire_segments
-from floe_sidecar.runner import SinkRunner
-from floe_sidecar.sinks.base import Sink
-from floe_sidecar.sources.socket import SocketIntake
-from floe_sidecar.sources.spool_watch import watch_spool
-from floe_sidecar.status import (
+from floe_sidecar.engine.badlines import BadLineLedger
+from floe_sidecar.engine.deadletter import DeadLetter
+from floe_sidecar.engine.pipeline import SinkPipeline
+from floe_sidecar.engine.retention import retire_segments
+from floe_sidecar.engine.runner import SinkRunner
+from floe_sidecar.engine.status import (
     Health,
     IntakeHealth,
     SinkHealth,
@@ -44,7 +41,10 @@ from floe_sidecar.status import (
     pending_bytes,
     write_health,
 )
-from floe_sidecar.wakeup import Wakeup
+from floe_sidecar.engine.wakeup import Wakeup
+from floe_sidecar.sinks.base import Sink
+from floe_sidecar.sources.socket import SocketIntake
+from floe_sidecar.sources.spool_watch import watch_spool
 
 __all__ = ["RunReport", "Sidecar", "SinkReport", "SpoolBusyError"]
 

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 
 from floe_core.artifacts import ARTIFACTS_ENV, DEFAULT_ARTIFACTS_PATH, load_artifacts
+from floe_core.layout import SpoolLayout
 from floe_core.transport import DEFAULT_SPOOL_DIR, MAX_LINE_BYTES, SOCKET_ENV, SPOOL_ENV
 from floe_sidecar.app import RunReport, Sidecar, SpoolBusyError
 from floe_sidecar.config import (
@@ -33,14 +34,13 @@ from floe_sidecar.config import (
     build_sinks,
     parse_sink_spec,
 )
-from floe_sidecar.layout import SpoolLayout
+from floe_sidecar.engine.retry import RetryPolicy
+from floe_sidecar.engine.status import render_status, spool_status
 from floe_sidecar.logs import setup_logging
 from floe_sidecar.replay import replay_files
-from floe_sidecar.retry import RetryPolicy
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.base import Sink
 from floe_sidecar.sources.socket import SocketInStateError
-from floe_sidecar.status import render_status, spool_status
 
 __all__ = ["main"]
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from floe_core.layout import check_sink_name
 from floe_core.transport import MAX_LINE_BYTES
-from floe_sidecar.layout import check_sink_name
-from floe_sidecar.retry import RetryPolicy
+from floe_sidecar.engine.retry import RetryPolicy
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.base import Sink
 from floe_sidecar.sinks.console import ConsoleSink
@@ -87,8 +87,8 @@ class SinkSpec:
 
 #: Built-in outputs: (sink kind, module, factory). Each factory returns a sink or None (off).
 BUILTIN_SINKS: tuple[tuple[str, str, str], ...] = (
-    ("openlineage", "floe_sidecar.openlineage.sink", "build_openlineage_sink"),
-    ("otel", "floe_sidecar.otel.sink", "build_trace_sink"),
+    ("openlineage", "floe_sidecar.sinks.openlineage.sink", "build_openlineage_sink"),
+    ("otel", "floe_sidecar.sinks.otel.sink", "build_trace_sink"),
 )
 
 

@@ -2,7 +2,7 @@
 
 Pure and incremental (no I/O), so the socket intake stays small and the framing can be tested
 with arbitrary bytes. A line over the limit is never buffered whole: its first
-:data:`~floe_sidecar.deadletter.OVERSIZED_HEAD_BYTES` bytes are kept, the rest is counted and
+:data:`~floe_sidecar.engine.deadletter.OVERSIZED_HEAD_BYTES` bytes are kept, the rest is counted and
 dropped until its newline, and it is reported once, in order with the other lines.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from floe_sidecar.deadletter import OVERSIZED_HEAD_BYTES
+from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES
 
 __all__ = ["Framed", "LineFramer", "LineHead"]
 

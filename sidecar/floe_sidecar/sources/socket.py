@@ -33,9 +33,9 @@ import anyio.abc
 
 from floe_core.spool import SpoolWriter
 from floe_core.transport import MAX_LINE_BYTES, format_ack
-from floe_sidecar.deadletter import DeadLetter, DeadLetterRecord
+from floe_sidecar.engine.deadletter import DeadLetter, DeadLetterRecord
+from floe_sidecar.engine.wakeup import Wakeup
 from floe_sidecar.sources.framing import LineFramer, LineHead
-from floe_sidecar.wakeup import Wakeup
 
 __all__ = ["IntakeStats", "SocketInStateError", "SocketIntake", "bind_unix_socket"]
 

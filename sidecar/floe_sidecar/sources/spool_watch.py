@@ -16,7 +16,7 @@ import anyio
 from watchfiles import Change, awatch
 
 from floe_core.spool import SEGMENT_SUFFIX
-from floe_sidecar.wakeup import Wakeup
+from floe_sidecar.engine.wakeup import Wakeup
 
 __all__ = ["watch_spool"]
 

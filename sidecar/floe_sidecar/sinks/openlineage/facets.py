@@ -5,8 +5,9 @@ against the client's own). floe's one custom facet, ``floe_trace``, carries the 
 and span ids of the run, so a lineage run leads to its trace and back (SC-008).
 
 Custom facet schema URLs: ``{SCHEMA_BASE_URL}/<version>/<FacetName>.json``, the file
-``sidecar/floe_sidecar/openlineage/schemas/<version>/<FacetName>.json`` of the floe repository on
-its main branch; the file's ``$id`` is that URL. A published version is never edited: a change
+``schemas/openlineage/<version>/<FacetName>.json`` of the floe repository on its main branch
+(published schemas live apart from the code, so moving code never moves a URL); the file's
+``$id`` is that URL. A published version is never edited: a change
 to a facet adds a new version directory, as OpenLineage does with its own ``spec/facets``.
 """
 
@@ -61,9 +62,7 @@ FLOE_VERSION = _version()
 REPOSITORY_URL = "https://github.com/floe-dev/floe"
 #: The ``producer`` of every event and facet floe writes.
 PRODUCER = f"{REPOSITORY_URL}/tree/v{FLOE_VERSION}/sidecar"
-SCHEMA_BASE_URL = (
-    "https://raw.githubusercontent.com/floe-dev/floe/main/sidecar/floe_sidecar/openlineage/schemas"
-)
+SCHEMA_BASE_URL = "https://raw.githubusercontent.com/floe-dev/floe/main/schemas/openlineage"
 
 RUN_EVENT_SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 _SPEC = "https://openlineage.io/spec/facets"

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from floe_core.fsutil import fsync_dir
 from floe_core.spool import is_sealed, list_segments
-from floe_sidecar.cursor import SegmentPosition
+from floe_sidecar.engine.cursor import SegmentPosition
 
 __all__ = ["retire_segments"]
 
-log = logging.getLogger("floe_sidecar.retention")
+log = logging.getLogger("floe_sidecar.engine.retention")
 
 
 def _consumed(position: SegmentPosition | None, st: os.stat_result) -> bool:

@@ -31,7 +31,7 @@ __all__ = [
 CURSOR_VERSION = 1
 FINGERPRINT_BYTES = 256
 
-log = logging.getLogger("floe_sidecar.cursor")
+log = logging.getLogger("floe_sidecar.engine.cursor")
 
 
 class SegmentPosition(msgspec.Struct, kw_only=True):

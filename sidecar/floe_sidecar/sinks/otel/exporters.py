@@ -30,7 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from floe_sidecar.otel.config import FileExport, OtlpExport, TraceConfig
+from floe_sidecar.sinks.otel.config import FileExport, OtlpExport, TraceConfig
 
 __all__ = ["OtlpJsonLinesExporter", "build_exporter", "otlp_json"]
 

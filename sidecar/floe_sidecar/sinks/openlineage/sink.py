@@ -14,11 +14,11 @@ from collections.abc import Sequence
 import msgspec
 
 from floe_core.events import Event
-from floe_sidecar.openlineage.config import LineageConfig, resolve_lineage_config
-from floe_sidecar.openlineage.delivery import Delivery, build_delivery
-from floe_sidecar.openlineage.translate import RunEvent, translate_event
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.base import Rejection
+from floe_sidecar.sinks.openlineage.config import LineageConfig, resolve_lineage_config
+from floe_sidecar.sinks.openlineage.delivery import Delivery, build_delivery
+from floe_sidecar.sinks.openlineage.translate import RunEvent, translate_event
 
 __all__ = ["OpenLineageSink", "build_openlineage_sink"]
 

@@ -22,11 +22,11 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from floe_core.events import Event
-from floe_sidecar.otel.config import FileExport, TraceConfig, resolve_trace_config
-from floe_sidecar.otel.exporters import build_exporter
-from floe_sidecar.otel.translate import SpanRecord, SpanTranslator
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.base import Rejection
+from floe_sidecar.sinks.otel.config import FileExport, TraceConfig, resolve_trace_config
+from floe_sidecar.sinks.otel.exporters import build_exporter
+from floe_sidecar.sinks.otel.translate import SpanRecord, SpanTranslator
 
 __all__ = ["TraceExportError", "TraceSink", "build_trace_sink", "to_readable_span"]
 
@@ -50,7 +50,7 @@ class TraceExportError(RuntimeError):
 def build_trace_sink(settings: SidecarSettings) -> TraceSink | None:
     """The trace sink the settings ask for, or ``None`` when traces are off.
 
-    Raises :class:`~floe_sidecar.otel.config.TraceConfigError` for unusable settings.
+    Raises :class:`~floe_sidecar.sinks.otel.config.TraceConfigError` for unusable settings.
     """
     config = resolve_trace_config(settings)
     if config is None:
@@ -128,7 +128,7 @@ class _LastExportError(logging.Handler):
 
 
 _last_error = _LastExportError()
-for _name in ("opentelemetry.exporter", "floe_sidecar.otel.exporters"):
+for _name in ("opentelemetry.exporter", "floe_sidecar.sinks.otel.exporters"):
     logging.getLogger(_name).addHandler(_last_error)
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import msgspec
 
 from floe_core.fsutil import atomic_write
+from floe_core.layout import SpoolLayout
 from floe_core.spool import list_segments
-from floe_sidecar.cursor import Cursor, SegmentPosition, load_cursor
-from floe_sidecar.deadletter import read_deadletter
-from floe_sidecar.layout import SpoolLayout
+from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor
+from floe_sidecar.engine.deadletter import read_deadletter
 
 __all__ = [
     "Health",

@@ -14,14 +14,14 @@ from functools import partial
 
 import anyio
 
-from floe_sidecar.pipeline import Batch, SinkPipeline
-from floe_sidecar.retry import RetryPolicy
-from floe_sidecar.wakeup import Subscription
-from floe_sidecar.worker import ThreadWorker
+from floe_sidecar.engine.pipeline import Batch, SinkPipeline
+from floe_sidecar.engine.retry import RetryPolicy
+from floe_sidecar.engine.wakeup import Subscription
+from floe_sidecar.engine.worker import ThreadWorker
 
 __all__ = ["SinkRunner", "SinkStats"]
 
-log = logging.getLogger("floe_sidecar.runner")
+log = logging.getLogger("floe_sidecar.engine.runner")
 
 
 @dataclass

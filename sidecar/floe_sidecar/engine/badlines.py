@@ -16,9 +16,9 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from floe_sidecar.cursor import SegmentPosition, load_cursor, save_cursor
-from floe_sidecar.deadletter import OVERSIZED_HEAD_BYTES, DeadLetter, DeadLetterRecord
-from floe_sidecar.reader import Span
+from floe_sidecar.engine.cursor import SegmentPosition, load_cursor, save_cursor
+from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES, DeadLetter, DeadLetterRecord
+from floe_sidecar.engine.reader import Span
 
 __all__ = ["BadLineLedger", "Problem"]
 

@@ -33,8 +33,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from opentelemetry.util.re import parse_env_headers
 
-from floe_sidecar.otel.translate import ENVIRONMENT_ATTRIBUTE
 from floe_sidecar.settings import SidecarSettings
+from floe_sidecar.sinks.otel.translate import ENVIRONMENT_ATTRIBUTE
 
 __all__ = [
     "DEFAULT_MAX_BATCH",

@@ -5,9 +5,9 @@ standard ``OTEL_*`` variables ask for), ``exporters`` (OTLP gRPC / HTTP, OTLP/JS
 and ``sink`` (the engine's entry point: :func:`build_trace_sink`).
 """
 
-from floe_sidecar.otel.config import TraceConfig, TraceConfigError, resolve_trace_config
-from floe_sidecar.otel.sink import TraceExportError, TraceSink, build_trace_sink
-from floe_sidecar.otel.translate import SpanEvent, SpanRecord, SpanTranslator
+from floe_sidecar.sinks.otel.config import TraceConfig, TraceConfigError, resolve_trace_config
+from floe_sidecar.sinks.otel.sink import TraceExportError, TraceSink, build_trace_sink
+from floe_sidecar.sinks.otel.translate import SpanEvent, SpanRecord, SpanTranslator
 
 __all__ = [
     "SpanEvent",

@@ -30,8 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from floe_sidecar.openlineage.naming import DEFAULT_JOB_NAMESPACE
 from floe_sidecar.settings import SidecarSettings
+from floe_sidecar.sinks.openlineage.naming import DEFAULT_JOB_NAMESPACE
 
 __all__ = ["LineageConfig", "LineageConfigError", "resolve_lineage_config"]
 

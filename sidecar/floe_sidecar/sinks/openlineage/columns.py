@@ -23,8 +23,8 @@ from typing import Any
 
 from floe_core.classification import declared
 from floe_core.events import Column, ColumnLineage, InputField, Node, NodeFinished
-from floe_sidecar.openlineage import facets
-from floe_sidecar.openlineage.naming import dataset_name
+from floe_sidecar.sinks.openlineage import facets
+from floe_sidecar.sinks.openlineage.naming import dataset_name
 
 __all__ = ["OutputColumns", "output_columns"]
 

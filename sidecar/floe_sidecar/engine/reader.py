@@ -10,7 +10,8 @@ Rules every consumer relies on:
   unless the segment is sealed (its writer closed or died): then the bytes are returned once as a
   ``fragment`` span, to be dead-lettered, and the reader moves past them;
 * a line longer than ``max_line_bytes`` is returned as an ``oversized`` span (its first
-  :data:`~floe_sidecar.deadletter.OVERSIZED_HEAD_BYTES` bytes and its length), never buffered whole;
+  :data:`~floe_sidecar.engine.deadletter.OVERSIZED_HEAD_BYTES` bytes and its length), never
+  buffered whole;
 * a segment that shrank below the position, or whose inode or first bytes changed, was truncated or
   replaced: the reader reports it through ``on_reset(segment, reason, inode)`` and reads it again
   from offset 0.
@@ -25,8 +26,8 @@ from pathlib import Path
 
 from floe_core.spool import is_sealed, list_segments
 from floe_core.transport import MAX_LINE_BYTES
-from floe_sidecar.cursor import FINGERPRINT_BYTES, SegmentPosition, fingerprint
-from floe_sidecar.deadletter import OVERSIZED_HEAD_BYTES
+from floe_sidecar.engine.cursor import FINGERPRINT_BYTES, SegmentPosition, fingerprint
+from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES
 
 __all__ = ["Span", "SpoolReader"]
 

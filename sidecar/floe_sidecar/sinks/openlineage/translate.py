@@ -30,9 +30,9 @@ from floe_core.events import (
     Relation,
     RunFinished,
 )
-from floe_sidecar.openlineage import facets
-from floe_sidecar.openlineage.columns import output_columns
-from floe_sidecar.openlineage.naming import (
+from floe_sidecar.sinks.openlineage import facets
+from floe_sidecar.sinks.openlineage.columns import output_columns
+from floe_sidecar.sinks.openlineage.naming import (
     DEFAULT_JOB_NAMESPACE,
     dataset_name,
     dataset_namespace,
@@ -42,7 +42,7 @@ from floe_sidecar.openlineage.naming import (
     node_job_name,
     run_job_name,
 )
-from floe_sidecar.openlineage.run_ids import invocation_run_id, node_run_id, root_run_id
+from floe_sidecar.sinks.openlineage.run_ids import invocation_run_id, node_run_id, root_run_id
 
 __all__ = ["RunEvent", "translate_event"]
 

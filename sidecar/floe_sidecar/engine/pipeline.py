@@ -1,11 +1,11 @@
 """The synchronous half of one sink: read, decode, translate, batch, and commit its cursor.
 
-Everything here runs on the sink's own worker thread (:mod:`floe_sidecar.worker`), so neither
+Everything here runs on the sink's own worker thread (:mod:`floe_sidecar.engine.worker`), so neither
 decoding nor translation ever stalls the event loop that serves the socket. The async half
-(:mod:`floe_sidecar.runner`) decides when to call what: retries, backoff, wake-ups, shutdown.
+(:mod:`floe_sidecar.engine.runner`) decides when to call what: retries, backoff, wake-ups, shutdown.
 
 Each line is decoded once per sink; lines that do not decode, or are too long, are handed to the
-shared :class:`~floe_sidecar.badlines.BadLineLedger`, which dead-letters each of them once
+shared :class:`~floe_sidecar.engine.badlines.BadLineLedger`, which dead-letters each of them once
 whatever the number of sinks. Events become the sink's items; items are delivered in batches of at
 most ``max_batch``; the cursor is saved (atomically, durably) only after ``deliver`` returned.
 """
@@ -22,15 +22,15 @@ from typing import Any
 
 from floe_core.events import EventError, decode_event
 from floe_core.transport import MAX_LINE_BYTES
-from floe_sidecar.badlines import BadLineLedger, Problem
-from floe_sidecar.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
-from floe_sidecar.deadletter import OVERSIZED_HEAD_BYTES, DeadLetter, DeadLetterRecord
-from floe_sidecar.reader import Span, SpoolReader
+from floe_sidecar.engine.badlines import BadLineLedger, Problem
+from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
+from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES, DeadLetter, DeadLetterRecord
+from floe_sidecar.engine.reader import Span, SpoolReader
 from floe_sidecar.sinks.base import Rejection, Sink
 
 __all__ = ["Batch", "SinkPipeline"]
 
-log = logging.getLogger("floe_sidecar.pipeline")
+log = logging.getLogger("floe_sidecar.engine.pipeline")
 
 
 @dataclass(slots=True)
