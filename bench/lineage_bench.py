@@ -206,7 +206,7 @@ def dbt_ol(workdir: Path, receiver: Any, live: bool) -> float:
 
 
 def latency(repeat: int) -> dict[str, list[float]]:
-    from lineage_support import Receiver
+    from support.lineage import Receiver
 
     samples: dict[str, list[float]] = {}
     for round_ in range(repeat):
@@ -247,7 +247,8 @@ def latency(repeat: int) -> dict[str, list[float]]:
 def sidecar_hop(count: int) -> list[float]:
     """The sidecar's own share, alone: ``EventEmitter.emit`` (the adapter's call) -> socket ->
     sidecar -> OpenLineage sink -> backend, one event every 20 ms; ms per RunEvent."""
-    from lineage_support import Receiver, shop_events
+    from support.data import shop_events
+    from support.lineage import Receiver
 
     from floe_dagster.emitter import EventEmitter
     from floe_sidecar.sinks.openlineage import translate_event
@@ -346,7 +347,7 @@ class CountingBackend:
 
 
 def run_events(count: int) -> list[dict[str, Any]]:
-    from lineage_support import shop_events
+    from support.data import shop_events
 
     from floe_sidecar.sinks.openlineage import translate_event
 
@@ -410,8 +411,8 @@ def encoding_rates(events: list[dict[str, Any]]) -> tuple[float, float, float]:
     """RunEvents/s: floe's translation (floe event -> dict), msgspec encoding of those dicts, and
     openlineage-python's serializer (``Serde.to_json``) on the same events as client objects."""
     import msgspec
-    from lineage_support import shop_events
     from openlineage.client.serde import Serde
+    from support.data import shop_events
 
     from floe_sidecar.sinks.openlineage import translate_event
     from floe_sidecar.sinks.openlineage.delivery import _client_event

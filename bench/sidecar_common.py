@@ -1,97 +1,32 @@
-"""Shared by the sidecar benchmarks: realistic events, spool backlogs, running the sidecar."""
+"""Shared by the sidecar benchmarks: spool backlogs and running the sidecar; the realistic events
+themselves come from the tests' one test-data module (``tests/support/data.py``)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+import sys
 from pathlib import Path
 
-from floe_core import ids
-from floe_core.events import (
-    Column,
-    Connection,
-    DagsterRun,
-    Event,
-    Invocation,
-    Node,
-    NodeFinished,
-    NodeStarted,
-    Relation,
-    encode_event,
-)
 from floe_core.spool import SpoolWriter
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 SIDECAR = REPO / ".venv" / "bin" / "floe-sidecar"
-T0 = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+sys.path.insert(0, str(REPO / "tests"))
+from support.data import bench_event as event  # noqa: E402  (the one test-data module)
+from support.data import bench_lines as lines  # noqa: E402
 
-_INVOCATION = Invocation(
-    invocation_id="bench-invocation",
-    run=DagsterRun(run_id="5b0c7a1e-2d3f-4a5b-8c6d-7e8f9a0b1c2d", job_name="bench_job"),
-    project_name="shop",
-    environment="bench",
-    connection=Connection(target="postgres", adapter_type="postgres", host="db", port=5432),
-    command=("build",),
-    attributes={"tenant": "acme", "team": "data"},
-    dbt_version="1.11.2",
-)
-_COLUMNS = tuple(
-    Column(name=f"col_{c}", data_type="text", description="a documented column") for c in range(6)
-)
-_SQL = "select o.id, o.customer_id, sum(i.amount) as total\nfrom orders o join items i\n" * 3
-
-
-def event(i: int, *, run_id: str | None = None, emitted_at: datetime | None = None) -> Event:
-    """Node events like the adapter writes (about 1.3 KB of JSON for a finished model)."""
-    invocation = _INVOCATION
-    if run_id is not None:
-        invocation = Invocation(
-            invocation_id=_INVOCATION.invocation_id,
-            run=DagsterRun(run_id=run_id, job_name="bench_job"),
-            project_name=_INVOCATION.project_name,
-            environment=_INVOCATION.environment,
-            connection=_INVOCATION.connection,
-        )
-    uid = f"model.shop.model_{i:07d}"
-    at = emitted_at or T0 + timedelta(microseconds=i)
-    node = Node(
-        unique_id=uid,
-        name=f"model_{i:07d}",
-        resource_type="model",
-        materialized="table",
-        relation=Relation(database="warehouse", schema="marts", identifier=f"model_{i:07d}"),
-        upstream=(Relation(database="warehouse", schema="staging", identifier="stg_orders"),),
-        upstream_ids=("model.shop.stg_orders",),
-        columns=_COLUMNS,
-        owner="team:data",
-        tags=("nightly",),
-    )
-    kind = "node_started" if i % 2 == 0 else "node_finished"
-    event_id = ids.event_id(kind, invocation.run.run_id, uid, str(i))
-    if kind == "node_started":
-        return NodeStarted(
-            event_id=event_id, emitted_at=at, invocation=invocation, node=node, started_at=at
-        )
-    return NodeFinished(
-        event_id=event_id,
-        emitted_at=at,
-        invocation=invocation,
-        node=node,
-        started_at=at,
-        finished_at=at,
-        status="success",
-        rows_affected=i,
-        compiled_sql=_SQL,
-        execution_time_s=0.25,
-    )
-
-
-def lines(count: int, start: int = 0) -> Iterator[bytes]:
-    for i in range(start, start + count):
-        yield encode_event(event(i))
+__all__ = [
+    "BENCH",
+    "REPO",
+    "SIDECAR",
+    "event",
+    "lines",
+    "run_pinned",
+    "sidecar_env",
+    "write_backlog",
+]
 
 
 def write_backlog(spool: Path, count: int, *, per_write: int = 1000) -> int:

@@ -7,8 +7,8 @@ with the same ids, times, attributes and status -> ``BatchSpanProcessor`` with i
 (queue 2048, batch 512) -> the same exporter -> ``force_flush``.
 
 Each (path, protocol) runs in its own subprocess, so its peak RSS (VmHWM) is its own;
-the receivers (gRPC and HTTP, from tests/otlp_receivers.py) run in this process and count what
-arrives. Runs alternate and repeat; the table shows medians and floe/SDK ratios.
+the receivers (gRPC and HTTP, from tests/support/otlp_receivers.py) run in this process and
+count what arrives. Runs alternate and repeat; the table shows medians and floe/SDK ratios.
 
     .venv/bin/python bench/traces_bench.py [--spans 20000] [--repeat 3]
 """
@@ -23,76 +23,25 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-
-RUN_ID = "7d1e3f4a-1b2c-4d5e-8f90-a1b2c3d4e5f6"
-T0 = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
-
-
-def events(count: int) -> Iterator[Any]:
-    """``count`` node_finished events of one invocation, made one at a time (no list)."""
-    from floe_core import ids
-    from floe_core.events import Connection, DagsterRun, Invocation, Node, NodeFinished, Relation
-
-    invocation = Invocation(
-        invocation_id="bench-invocation",
-        run=DagsterRun(run_id=RUN_ID, job_name="bench_job", started_at=T0),
-        project_name="bench",
-        environment="bench",
-        connection=Connection(target="duckdb", adapter_type="duckdb", database="bench"),
-        command=("build",),
-        attributes={"tenant": "bench"},
-    )
-    for i in range(count):
-        unique_id = f"model.bench.model_{i:07d}"
-        start = T0 + timedelta(microseconds=i * 1_000)
-        yield NodeFinished(
-            event_id=ids.event_id("node_finished", RUN_ID, "bench-invocation", unique_id),
-            emitted_at=start,
-            invocation=invocation,
-            node=Node(
-                unique_id=unique_id,
-                name=f"model_{i:07d}",
-                resource_type="model",
-                package_name="bench",
-                materialized="table",
-                relation=Relation(database="bench", schema="main", identifier=f"model_{i:07d}"),
-                asset_key=("bench", f"model_{i:07d}"),
-                tags=("nightly",),
-            ),
-            started_at=start,
-            finished_at=start + timedelta(microseconds=731),
-            status="success",
-            message="OK",
-            rows_affected=i,
-        )
+from support.data import span_bench_events as events  # noqa: E402  (the one test-data module)
 
 
 def _settings(protocol: str, port: int) -> Any:
-    from floe_core.artifacts import CompiledArtifacts, ComputeArtifacts, ObservabilityArtifacts
+    from support import data
+
     from floe_sidecar.settings import SidecarSettings
 
-    artifacts = CompiledArtifacts(
+    artifacts = data.artifacts(
         name="bench",
         environment="bench",
-        source_path="floe.yaml",
-        source_hash="0" * 64,
-        compute=ComputeArtifacts(target="duckdb", adapter_type="duckdb"),
-        transforms=(),
-        observability=ObservabilityArtifacts(
-            traces=True, otlp_endpoint=f"http://127.0.0.1:{port}", attributes={"tenant": "bench"}
-        ),
-        dbt_project_path="dbt",
-        dbt_profile_name="bench",
-        dbt_target_name="bench",
-        dbt_profiles_path="profiles",
-        dbt_manifest_path="manifest.json",
+        traces=True,
+        otlp_endpoint=f"http://127.0.0.1:{port}",
+        attributes={"tenant": "bench"},
     )
     return SidecarSettings(
         spool_dir=Path("unused-spool"),
@@ -222,7 +171,7 @@ def main() -> None:
         worker(path, protocol, int(port), args.spans)
         return
 
-    from otlp_receivers import GrpcReceiver, HttpReceiver
+    from support.otlp_receivers import GrpcReceiver, HttpReceiver
 
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     with GrpcReceiver() as grpc_receiver, HttpReceiver() as http_receiver:

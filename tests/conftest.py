@@ -1,8 +1,7 @@
-"""Shared fixtures: the example project, PostgreSQL, the third-party schemas.
+"""Fixtures only: the example project, PostgreSQL, the third-party schemas.
 
-A test that needs something from outside the repo (a PostgreSQL server, the OpenLineage schemas)
-asks for it through :func:`need`: on a user's machine it skips and says what is missing; under
-``CI=true`` it fails, because CI's own scripts must provide everything.
+Helpers and paths are in the ``support`` package (:mod:`support.environment`), never imported
+from here.
 """
 
 from __future__ import annotations
@@ -12,24 +11,10 @@ import shutil
 import socket
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_DIR = REPO_ROOT / "examples" / "shop"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def need(available: bool, what: str) -> None:
-    """Skip (fail under CI=true) unless ``available``; ``what`` says what is missing, and how to
-    get it."""
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true and this test cannot run: {what}")
-    pytest.skip(what)
+from support.environment import EXAMPLE_DIR, REPO_ROOT, Postgres, need
 
 
 @pytest.fixture
@@ -42,15 +27,6 @@ def example_dir(tmp_path: Path) -> Path:
         ignore=shutil.ignore_patterns(".floe", "target", "logs", "*.duckdb*", "dbt_packages"),
     )
     return target
-
-
-@dataclass(frozen=True)
-class Postgres:
-    host: str
-    port: int
-    user: str
-    dbname: str
-    schema: str  # unique per test; dropped afterwards
 
 
 def _postgres_listening(host: str, port: int) -> bool:

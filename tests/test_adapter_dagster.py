@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_support import (
+from support.adapter import (
     Materialization,
     SidecarStandIn,
     add_broken_model,
@@ -32,9 +32,9 @@ from adapter_support import (
     set_observability,
     set_prod_schema,
 )
-from conftest import Postgres
-from loopback import wait_for
-from sidecar_support import SidecarProcess
+from support.environment import Postgres
+from support.loopback import wait_for
+from support.sidecar import SidecarProcess
 
 from floe_core import ids
 from floe_core.events import (

@@ -11,33 +11,15 @@ import os
 import stat
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from adapter_support import SidecarStandIn, read_spool
+from support import data
+from support.adapter import SidecarStandIn, read_spool
 
-from floe_core import ids
-from floe_core.events import DagsterRun, RunFinished, decode_event, encode_event
+from floe_core.events import decode_event, encode_event
 from floe_core.transport import MAX_LINE_BYTES
 from floe_dagster.emitter import EventEmitter, emitter_from_env
-
-RUN_ID = "6f1c1d2e-8a4b-4c1e-9d3f-0a1b2c3d4e5f"
-
-
-def make_events(count: int, error: str | None = None) -> list[RunFinished]:
-    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    return [
-        RunFinished(
-            event_id=ids.event_id("run_finished", RUN_ID, str(i)),
-            emitted_at=now,
-            run=DagsterRun(run_id=RUN_ID, job_name="job"),
-            finished_at=now,
-            success=error is None,
-            error=error,
-        )
-        for i in range(count)
-    ]
 
 
 @pytest.fixture
@@ -73,7 +55,7 @@ def event_ids(events: list[object]) -> list[str]:
 
 def test_spool_only_writes_owner_only_ndjson(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
-    events = make_events(5)
+    events = data.run_finished_events(5)
     emitter = EventEmitter(spool)
     for event in events:
         emitter.emit(event)
@@ -90,7 +72,7 @@ def test_listening_sidecar_gets_every_event_and_acks_them(tmp_path: Path, sock_d
     try:
         emitter = EventEmitter(tmp_path / "spool", sock_dir / "s.sock")
         assert emitter.connected
-        events = make_events(200)
+        events = data.run_finished_events(200)
         for event in events:
             emitter.emit(event)
         stats = emitter.close()
@@ -108,7 +90,7 @@ def test_socket_path_with_nothing_listening_falls_back_to_spool(
         {"FLOE_SOCKET": str(sock_dir / "nobody.sock"), "FLOE_SPOOL_DIR": str(tmp_path / "sp")}
     )
     assert not emitter.connected
-    events = make_events(3)
+    events = data.run_finished_events(3)
     for event in events:
         emitter.emit(event)
     stats = emitter.close()
@@ -124,7 +106,7 @@ def test_unacknowledged_lines_go_to_the_spool_after_a_bounded_wait(
     sidecar = SidecarStandIn(sock_dir / "s.sock", mode="silent")
     try:
         emitter = EventEmitter(tmp_path / "spool", sock_dir / "s.sock", ack_timeout_s=0.3)
-        events = make_events(10)
+        events = data.run_finished_events(10)
         for event in events:
             emitter.emit(event)
         started = time.monotonic()
@@ -141,7 +123,7 @@ def test_sidecar_hanging_up_mid_stream_loses_nothing(tmp_path: Path, sock_dir: P
     sidecar = SidecarStandIn(sock_dir / "s.sock", mode="hangup", hangup_after=4)
     try:
         emitter = EventEmitter(tmp_path / "spool", sock_dir / "s.sock", ack_timeout_s=1.0)
-        events = make_events(12)
+        events = data.run_finished_events(12)
         for i, event in enumerate(events):
             emitter.emit(event)
             if i == 5:
@@ -163,7 +145,9 @@ def test_sidecar_that_stops_reading_never_blocks_emit(tmp_path: Path, sock_dir: 
         emitter = EventEmitter(
             tmp_path / "spool", sock_dir / "s.sock", ack_timeout_s=0.2, max_unacked_bytes=1 << 20
         )
-        events = make_events(100, error=big_error)  # ~5 MB: far more than the socket buffers
+        events = data.run_finished_events(
+            100, error=big_error
+        )  # ~5 MB: far more than the socket buffers
         for event in events:
             emitter.emit(event)  # must return even though nobody reads
         stats = emitter.close()
@@ -193,7 +177,7 @@ def test_garbage_reply_switches_to_spool(tmp_path: Path, sock_dir: Path) -> None
     thread = threading.Thread(target=reply, daemon=True)
     thread.start()
     emitter = EventEmitter(tmp_path / "spool", path, ack_timeout_s=2.0)
-    events = make_events(3)
+    events = data.run_finished_events(3)
     for event in events:
         emitter.emit(event)
     stats = emitter.close()
@@ -207,7 +191,10 @@ def test_line_over_the_socket_limit_goes_to_the_spool(tmp_path: Path, sock_dir: 
     sidecar = SidecarStandIn(sock_dir / "s.sock", mode="ack")
     try:
         emitter = EventEmitter(tmp_path / "spool", sock_dir / "s.sock")
-        small, huge = make_events(1)[0], make_events(1, error="e" * MAX_LINE_BYTES)[0]
+        small, huge = (
+            data.run_finished_events(1)[0],
+            data.run_finished_events(1, error="e" * MAX_LINE_BYTES)[0],
+        )
         emitter.emit(small)
         emitter.emit(huge)
         stats = emitter.close()
@@ -224,7 +211,7 @@ def test_unwritable_spool_drops_counts_and_warns_once(
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the spool directory should be")
     emitter = EventEmitter(blocker / "spool")
-    for event in make_events(7):
+    for event in data.run_finished_events(7):
         emitter.emit(event)  # never raises
     stats = emitter.close()
     assert (stats.emitted, stats.spooled, stats.dropped) == (7, 0, 7)

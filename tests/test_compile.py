@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, Postgres
+from support.environment import REPO_ROOT, Postgres
 
 from floe_cli.main import main
 from floe_core.artifacts import load_artifacts

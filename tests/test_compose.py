@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import REPO_ROOT
+from support.environment import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 

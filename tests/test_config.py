@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import EXAMPLE_DIR, REPO_ROOT
+from support.environment import EXAMPLE_DIR, REPO_ROOT
 
 from floe_core.config import (
     SUPPORTED_TARGETS,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT
+from support.environment import REPO_ROOT
 
 from floe_core.config import config_schema
 

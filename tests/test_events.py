@@ -7,13 +7,13 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from support import data
 
 from floe_core import ids
 from floe_core.events import (
     SCHEMA_VERSION,
     Column,
     Connection,
-    DagsterRun,
     EventError,
     Invocation,
     InvocationFinished,
@@ -31,23 +31,20 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
 
 def _invocation() -> Invocation:
-    return Invocation(
+    return data.invocation(
+        run_id=RUN_ID,
         invocation_id="inv-1",
-        run=DagsterRun(run_id=RUN_ID, job_name="__ASSET_JOB", started_at=T0),
-        project_name="shop",
-        environment="dev",
+        job_name="__ASSET_JOB",
+        run_started_at=T0,
         connection=Connection(target="duckdb", adapter_type="duckdb", path="/data/shop.duckdb"),
         attributes={"tenant": "example"},
     )
 
 
 def _node() -> Node:
-    return Node(
-        unique_id="model.shop.orders",
-        name="orders",
-        resource_type="model",
+    return data.node(
+        "model.shop.orders",
         materialized="table",
-        relation=Relation(database="shop", schema="main", identifier="orders"),
         upstream=(Relation(database="shop", schema="main", identifier="stg_orders"),),
         upstream_ids=("model.shop.stg_orders",),
         columns=(Column(name="email", data_type="varchar", classification="pii"),),

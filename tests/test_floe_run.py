@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lineage_support import Receiver
+from support.lineage import Receiver
 
 pytestmark = pytest.mark.slow
 

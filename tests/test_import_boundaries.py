@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from support.environment import REPO_ROOT
 
 # package directory -> top-level module name prefixes it must never import
 FORBIDDEN: dict[str, tuple[str, ...]] = {

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Postgres
-from lineage_support import LineageValidator, Materialized, assert_run_order, materialize_shop
+from support.environment import Postgres
+from support.lineage import LineageValidator, Materialized, assert_run_order, materialize_shop
 
 from floe_core.events import NodeFinished
 from floe_sidecar.sinks.openlineage import translate_event

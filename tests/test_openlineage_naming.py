@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from openlineage.common.provider.dbt.processor import DbtArtifactProcessor
+from support import data
 
-from floe_core.events import Connection, DagsterRun, Invocation, Node, Relation
+from floe_core.events import Connection, Invocation, Node, Relation
 from floe_sidecar.sinks.openlineage.naming import (
     dataset_name,
     dataset_namespace,
@@ -141,12 +142,7 @@ def test_datasource_uri_stays_a_valid_uri_for_odd_paths() -> None:
 
 
 def _node(unique_id: str, resource_type: str) -> Node:
-    return Node(
-        unique_id=unique_id,
-        name=unique_id.rsplit(".", 1)[-1],
-        resource_type=resource_type,
-        relation=Relation(database="shop", schema="main", identifier=unique_id.rsplit(".", 1)[-1]),
-    )
+    return data.node(unique_id, resource_type=resource_type)
 
 
 def test_node_job_names_follow_dbt_ol() -> None:
@@ -163,14 +159,7 @@ def test_node_job_names_follow_dbt_ol() -> None:
 
 def test_dbt_command_is_found_among_the_arguments() -> None:
     def inv(*command: str) -> Invocation:
-        return Invocation(
-            invocation_id="i",
-            run=DagsterRun(run_id="r", job_name="j"),
-            project_name="shop",
-            environment="dev",
-            connection=Connection(target="duckdb", adapter_type="duckdb"),
-            command=command,
-        )
+        return data.invocation(run_id="r", invocation_id="i", job_name="j", command=command)
 
     assert dbt_command(inv("build", "--select", "orders")) == "build"
     assert dbt_command(inv("dbt", "run")) == "run"

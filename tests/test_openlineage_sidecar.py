@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lineage_support import Receiver, assert_run_order, materialize_shop, shop_events
+from support.data import shop_events
+from support.lineage import Receiver, assert_run_order, materialize_shop
 
 from floe_core.events import Event, NodeFinished, decode_event, encode_event
 from floe_core.spool import SpoolWriter

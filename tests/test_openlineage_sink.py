@@ -1,6 +1,6 @@
 """The OpenLineage sink: configuration users know, delivery that raises or rejects, never loses.
 
-Every HTTP test talks to a real server on loopback (tests/lineage_support.Receiver) that can be
+Every HTTP test talks to a real server on loopback (support.lineage.Receiver) that can be
 made to answer 4xx, 503 or nothing at all.
 """
 
@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from lineage_support import Receiver, assert_run_order, shop_events
+from support import data
+from support.data import shop_events
+from support.lineage import Receiver, assert_run_order
 
-from floe_core.artifacts import CompiledArtifacts, ComputeArtifacts, ObservabilityArtifacts
+from floe_core.artifacts import CompiledArtifacts
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.openlineage.config import LineageConfigError, resolve_lineage_config
 from floe_sidecar.sinks.openlineage.delivery import (
@@ -35,20 +37,7 @@ from floe_sidecar.sinks.openlineage.sink import OpenLineageSink, build_openlinea
 
 
 def artifacts(lineage: bool = True, endpoint: str | None = None) -> CompiledArtifacts:
-    return CompiledArtifacts(
-        name="shop",
-        environment="dev",
-        source_path="floe.yaml",
-        source_hash="0" * 64,
-        compute=ComputeArtifacts(target="duckdb", adapter_type="duckdb"),
-        transforms=(),
-        observability=ObservabilityArtifacts(lineage=lineage, lineage_endpoint=endpoint),
-        dbt_project_path="dbt",
-        dbt_profile_name="shop",
-        dbt_target_name="dev",
-        dbt_profiles_path="dbt/profiles",
-        dbt_manifest_path="dbt/target/manifest.json",
-    )
+    return data.artifacts(lineage=lineage, lineage_endpoint=endpoint)
 
 
 def settings(tmp_path: Path, env: dict[str, str] | None = None, **kw: Any) -> SidecarSettings:

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lineage_support import REPO_ROOT, LineageValidator, assert_run_order, shop_events
+from support.data import shop_events
+from support.environment import REPO_ROOT
+from support.lineage import LineageValidator, assert_run_order
 
 from floe_core import ids
 from floe_core.events import Connection, NodeStarted, decode_event, encode_event

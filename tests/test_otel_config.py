@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import data
 
 from floe_core.artifacts import (
     CompiledArtifacts,
-    ComputeArtifacts,
-    ObservabilityArtifacts,
 )
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.otel.config import (
@@ -28,21 +27,11 @@ from floe_sidecar.sinks.otel.sink import build_trace_sink
 def _artifacts(
     traces: bool = True, endpoint: str | None = None, attributes: dict[str, str] | None = None
 ) -> CompiledArtifacts:
-    return CompiledArtifacts(
-        name="shop",
+    return data.artifacts(
         environment="prod",
-        source_path="floe.yaml",
-        source_hash="0" * 64,
-        compute=ComputeArtifacts(target="duckdb", adapter_type="duckdb"),
-        transforms=(),
-        observability=ObservabilityArtifacts(
-            traces=traces, otlp_endpoint=endpoint, attributes=attributes or {"tenant": "acme"}
-        ),
-        dbt_project_path="dbt",
-        dbt_profile_name="shop",
-        dbt_target_name="prod",
-        dbt_profiles_path=".floe/profiles",
-        dbt_manifest_path="dbt/target/manifest.json",
+        traces=traces,
+        otlp_endpoint=endpoint,
+        attributes=attributes or {"tenant": "acme"},
     )
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loopback import free_port
-from otlp_receivers import GrpcReceiver, ReceivedSpan
+from support.loopback import free_port
+from support.otlp_receivers import GrpcReceiver, ReceivedSpan
 
 from floe_core import ids
 from floe_core.events import Event, InvocationFinished, NodeFinished, decode_event

@@ -14,16 +14,29 @@ from typing import TypeAlias
 
 import grpc
 import pytest
-from conftest import need
 from google.protobuf.json_format import ParseDict
-from loopback import free_port
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
-from otlp_receivers import GrpcReceiver, HttpReceiver, ReceivedSpan, flatten
-from trace_support import INVOCATION_ID, JOB, RUN_ID, executed_node_ids, run_events
+from support import data
+from support.data import (
+    TRACE_INVOCATION_ID as INVOCATION_ID,
+)
+from support.data import (
+    TRACE_JOB as JOB,
+)
+from support.data import (
+    TRACE_RUN_ID as RUN_ID,
+)
+from support.data import (
+    executed_node_ids,
+    run_events,
+)
+from support.environment import need
+from support.loopback import free_port
+from support.otlp_receivers import GrpcReceiver, HttpReceiver, ReceivedSpan, flatten
 
-from floe_core.artifacts import CompiledArtifacts, ComputeArtifacts, ObservabilityArtifacts
+from floe_core.artifacts import CompiledArtifacts
 from floe_core.events import NodeFinished
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.otel.exporters import otlp_json
@@ -40,21 +53,8 @@ TIMEOUT_MS = 1500
 
 
 def _artifacts(endpoint: str | None) -> CompiledArtifacts:
-    return CompiledArtifacts(
-        name="shop",
-        environment="staging",
-        source_path="floe.yaml",
-        source_hash="0" * 64,
-        compute=ComputeArtifacts(target="duckdb", adapter_type="duckdb"),
-        transforms=(),
-        observability=ObservabilityArtifacts(
-            traces=True, otlp_endpoint=endpoint, attributes={"tenant": "acme"}
-        ),
-        dbt_project_path="dbt",
-        dbt_profile_name="shop",
-        dbt_target_name="staging",
-        dbt_profiles_path=".floe/profiles",
-        dbt_manifest_path="dbt/target/manifest.json",
+    return data.artifacts(
+        environment="staging", traces=True, otlp_endpoint=endpoint, attributes={"tenant": "acme"}
     )
 
 

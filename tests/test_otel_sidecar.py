@@ -15,11 +15,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from loopback import free_port, wait_for
-from otlp_receivers import GrpcReceiver, HttpReceiver
-from trace_support import executed_node_ids, run_events
+from support import data
+from support.data import executed_node_ids, run_events
+from support.loopback import free_port, wait_for
+from support.otlp_receivers import GrpcReceiver, HttpReceiver
 
-from floe_core.artifacts import CompiledArtifacts, ComputeArtifacts, ObservabilityArtifacts
 from floe_core.events import encode_event
 from floe_core.spool import SpoolWriter
 
@@ -57,21 +57,12 @@ for _name in ("insecure_channel", "secure_channel"):
 
 
 def _artifacts(path: Path, *, traces: bool, endpoint: str | None = None) -> Path:
-    artifacts = CompiledArtifacts(
-        name="shop",
+    artifacts = data.artifacts(
         environment="staging",
-        source_path="floe.yaml",
-        source_hash="0" * 64,
-        compute=ComputeArtifacts(target="duckdb", adapter_type="duckdb"),
-        transforms=(),
-        observability=ObservabilityArtifacts(
-            traces=traces, lineage=False, otlp_endpoint=endpoint, attributes={"tenant": "acme"}
-        ),
-        dbt_project_path="dbt",
-        dbt_profile_name="shop",
-        dbt_target_name="staging",
-        dbt_profiles_path="profiles",
-        dbt_manifest_path="dbt/target/manifest.json",
+        traces=traces,
+        lineage=False,
+        otlp_endpoint=endpoint,
+        attributes={"tenant": "acme"},
     )
     path.write_bytes(msgspec.json.encode(artifacts))
     return path

@@ -11,19 +11,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
-from trace_support import (
-    INVOCATION_ID,
-    JOB,
-    RUN_ID,
+from support.data import (
     STEPS,
     UNFINISHED,
     at,
     executed_node_ids,
     run_events,
 )
-from trace_support import (
-    invocation as make_invocation,
+from support.data import (
+    TRACE_INVOCATION_ID as INVOCATION_ID,
 )
+from support.data import (
+    TRACE_JOB as JOB,
+)
+from support.data import (
+    TRACE_RUN_ID as RUN_ID,
+)
+from support.data import trace_invocation as make_invocation
 
 from floe_core import ids
 from floe_core.events import Connection, DagsterRun, InvocationFinished, NodeFinished, RunFinished

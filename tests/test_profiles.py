@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import need
+from support.environment import need
 
 from floe_core.config import FloeConfigError, parse_config
 from floe_dbt.compile import compile_floe

@@ -16,7 +16,8 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sidecar_support import event_id_of, event_line, write_spool
+from support.data import event_id_of, event_line
+from support.sidecar import write_spool
 
 from floe_core.events import Event
 from floe_core.layout import SpoolLayout

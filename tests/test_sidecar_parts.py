@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sidecar_support import event_id_of, event_line, write_spool
+from support.data import event_id_of, event_line
+from support.sidecar import write_spool
 
 from floe_core.spool import SpoolWriter, list_segments
 from floe_sidecar import config
@@ -88,15 +89,15 @@ def test_a_broken_builtin_names_its_sink(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_plugin_sinks_are_loaded_named_and_checked(tmp_path: Path) -> None:
     env = {"FLOE_TEST_SINK_URL": "http://127.0.0.1:9/"}
     (sink,) = build_sinks(
-        settings(tmp_path, **env), [parse_sink_spec("python:sidecar_plugins:http_sink")]
+        settings(tmp_path, **env), [parse_sink_spec("python:support.plugins:http_sink")]
     )
     assert sink.name == "http"
     (named,) = build_sinks(
-        settings(tmp_path, **env), [parse_sink_spec("other=python:sidecar_plugins:http_sink")]
+        settings(tmp_path, **env), [parse_sink_spec("other=python:support.plugins:http_sink")]
     )
     assert named.name == "other"
     with pytest.raises(SinkConfigError, match="sink http_sink: KeyError"):
-        build_sinks(settings(tmp_path), [parse_sink_spec("python:sidecar_plugins:http_sink")])
+        build_sinks(settings(tmp_path), [parse_sink_spec("python:support.plugins:http_sink")])
     with pytest.raises(SinkConfigError, match="two sinks are named 'console'"):
         build_sinks(settings(tmp_path), [ConsoleSink(), ConsoleSink()])
 

@@ -19,15 +19,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from loopback import free_port, wait_for
-from sidecar_support import (
+from support.data import event_id_of, event_line, make_event
+from support.loopback import free_port, wait_for
+from support.sidecar import (
     AckingClient,
     Receiver,
     SidecarProcess,
-    event_id_of,
-    event_line,
     ids_in_ndjson,
-    make_event,
     run_sidecar,
     write_spool,
 )
@@ -76,7 +74,7 @@ def test_a_endpoint_down_for_the_whole_run_then_up(tmp_path: Path) -> None:
         "--status-interval",
         "0.2",
         "--sink",
-        "python:sidecar_plugins:http_sink",
+        "python:support.plugins:http_sink",
         FLOE_TEST_SINK_URL=f"http://127.0.0.1:{port}/events",
     )
     try:
@@ -226,7 +224,7 @@ def test_once_exit_codes_pending_and_dead_lettered(tmp_path: Path) -> None:
         "--no-default-sinks",
         *FAST,
         "--sink",
-        "python:sidecar_plugins:http_sink",
+        "python:support.plugins:http_sink",
         FLOE_TEST_SINK_URL=f"http://127.0.0.1:{free_port()}/events",
     )
     assert down.returncode == 1
@@ -257,7 +255,7 @@ def test_d_a_hung_sink_does_not_delay_another(tmp_path: Path) -> None:
         "--status-interval",
         "0.2",
         "--sink",
-        "python:sidecar_plugins:hanging_sink",
+        "python:support.plugins:hanging_sink",
         "--sink",
         f"file:{out}",
     )
@@ -322,7 +320,7 @@ def test_status_command_shows_pending_age_and_last_error(tmp_path: Path) -> None
         "--no-default-sinks",
         *FAST,
         "--sink",
-        "python:sidecar_plugins:http_sink",
+        "python:support.plugins:http_sink",
         FLOE_TEST_SINK_URL=f"http://127.0.0.1:{free_port()}/events",
     )
     text = run_sidecar("status", "--spool", spool).stdout.decode()
@@ -351,7 +349,7 @@ def test_replay_shows_each_sinks_translation_and_touches_nothing(tmp_path: Path)
         out,
         "--no-default-sinks",
         "--sink",
-        "python:sidecar_plugins:http_sink",
+        "python:support.plugins:http_sink",
         "--sink",
         "console",
         FLOE_TEST_SINK_URL="http://127.0.0.1:9/unused",
@@ -373,7 +371,7 @@ def test_replay_shows_each_sinks_translation_and_touches_nothing(tmp_path: Path)
     [
         (("--sink", "ftp:x"), "expected console, file:PATH or python:MODULE:FACTORY"),
         (("--sink", "python:no_such_module_here:f"), "sink f: cannot import no_such_module_here"),
-        (("--sink", "python:sidecar_plugins:nothing"), "has no callable 'nothing'"),
+        (("--sink", "python:support.plugins:nothing"), "has no callable 'nothing'"),
         (("--sink", "file:a", "--sink", "file:b"), "two sinks are named 'file'"),
         ((), "no sink is configured"),
         (("--socket", "not-a-socket", "--sink", "console"), "--once reads the spool only"),

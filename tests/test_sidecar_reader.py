@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sidecar_support import event_line
+from support.data import event_line
 
 from floe_core.events import Event, EventError, decode_event
 from floe_core.spool import SpoolWriter

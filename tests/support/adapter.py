@@ -22,9 +22,7 @@ from floe_core.spool import list_segments
 from floe_core.transport import format_ack
 from floe_dagster.manifest import parse_project
 from floe_dbt.compile import compile_floe
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_DIR = REPO_ROOT / "examples" / "shop"
+from support.environment import EXAMPLE_DIR
 
 
 def copy_example(dest: Path) -> Path:

@@ -1,7 +1,8 @@
-"""Helpers for the sidecar tests: events, a socket client speaking the ACK protocol, receivers.
+"""Helpers for the sidecar tests: spools of test events, a real sidecar process, a socket client
+speaking the ACK protocol, receivers.
 
 Imported by the tests only (never by the sidecar process itself; its plugin sinks live in
-``sidecar_plugins.py``).
+:mod:`support.plugins`). The events come from :mod:`support.data`.
 """
 
 from __future__ import annotations
@@ -13,93 +14,16 @@ import subprocess
 import threading
 import time
 from collections import deque
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from loopback import wait_for
-
-from floe_core import ids
-from floe_core.events import (
-    Connection,
-    DagsterRun,
-    Event,
-    Invocation,
-    InvocationFinished,
-    InvocationStarted,
-    Node,
-    NodeFinished,
-    NodeStarted,
-    Relation,
-    encode_event,
-)
 from floe_core.spool import SpoolWriter
 from floe_core.transport import ACK_PREFIX
+from support.data import event_id_of, event_line
+from support.environment import REPO_ROOT, TESTS_DIR
+from support.loopback import wait_for
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TESTS_DIR = Path(__file__).resolve().parent
 SIDECAR = REPO_ROOT / ".venv" / "bin" / "floe-sidecar"
-RUN_ID = "0f3c9a52-6b1e-4c7d-8a2f-5e6d7c8b9a01"
-_T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def _invocation(run_id: str = RUN_ID) -> Invocation:
-    return Invocation(
-        invocation_id="4b3a2c1d-0000-4000-8000-000000000001",
-        run=DagsterRun(run_id=run_id, job_name="shop_job"),
-        project_name="shop",
-        environment="dev",
-        connection=Connection(target="duckdb", adapter_type="duckdb", path="shop.duckdb"),
-        attributes={"tenant": "acme"},
-    )
-
-
-def make_event(i: int, *, run_id: str = RUN_ID, emitted_at: datetime | None = None) -> Event:
-    """Event number ``i``: a mix of types, each with its own stable id."""
-    inv = _invocation(run_id)
-    stamp = emitted_at or (_T0 + timedelta(milliseconds=i))
-    node = Node(
-        unique_id=f"model.shop.m{i}",
-        name=f"m{i}",
-        resource_type="model",
-        materialized="table",
-        relation=Relation(database="shop", schema="main", identifier=f"m{i}"),
-    )
-    eid = ids.event_id("test", run_id, str(i))
-    kind = i % 4
-    if kind == 0:
-        return InvocationStarted(event_id=eid, emitted_at=stamp, invocation=inv, started_at=stamp)
-    if kind == 1:
-        return NodeStarted(
-            event_id=eid, emitted_at=stamp, invocation=inv, node=node, started_at=stamp
-        )
-    if kind == 2:
-        return NodeFinished(
-            event_id=eid,
-            emitted_at=stamp,
-            invocation=inv,
-            node=node,
-            started_at=stamp,
-            finished_at=stamp,
-            status="success",
-            rows_affected=i,
-        )
-    return InvocationFinished(
-        event_id=eid,
-        emitted_at=stamp,
-        invocation=inv,
-        started_at=stamp,
-        finished_at=stamp,
-        success=True,
-    )
-
-
-def event_line(i: int, **kwargs: object) -> bytes:
-    return encode_event(make_event(i, **kwargs))  # type: ignore[arg-type]
-
-
-def event_id_of(i: int, run_id: str = RUN_ID) -> str:
-    return ids.event_id("test", run_id, str(i))
 
 
 def write_spool(spool: Path, count: int, *, start: int = 0, per_write: int = 100) -> set[str]:

@@ -1,5 +1,5 @@
 """Sinks loaded by a real ``floe-sidecar`` process in the tests, through the documented plugin
-option ``--sink python:sidecar_plugins:FACTORY`` (the tests put this directory on PYTHONPATH).
+option ``--sink python:support.plugins:FACTORY`` (the tests put ``tests/`` on PYTHONPATH).
 
 They are ordinary sinks: a factory taking the SidecarSettings and returning a sink.
 """
