@@ -54,7 +54,7 @@ def start(work: Path, out: Path, *extra: str) -> tuple[subprocess.Popen[bytes], 
         stderr=err,
     )
     deadline = time.monotonic() + 30
-    while b'"msg":"listening"' not in (work / "sidecar.err").read_bytes():
+    while b'"message":"listening"' not in (work / "sidecar.err").read_bytes():
         if time.monotonic() > deadline or proc.poll() is not None:
             raise SystemExit((work / "sidecar.err").read_text())
         time.sleep(0.01)

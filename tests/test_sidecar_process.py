@@ -104,7 +104,7 @@ def test_a_endpoint_down_for_the_whole_run_then_up(tmp_path: Path) -> None:
     http = sink_status(spool, "http")
     assert (http["delivered"], http["pending_events"]) == (1000, 0)
     assert list_segments(spool) == []
-    messages = [str(r.get("msg")) for r in sidecar.logs()]
+    messages = [str(r.get("message")) for r in sidecar.logs()]
     assert "delivery failed; retrying" in messages and "delivery recovered" in messages
 
 
@@ -305,7 +305,7 @@ def test_sigterm_saves_cursors_and_exits_0_and_the_socket_is_owner_only(tmp_path
     assert cursor["delivered"] == 300
     assert json.loads((spool / ".sidecar" / "status.json").read_bytes())["state"] == "stopped"
     logs = sidecar.logs()
-    assert logs and all({"ts", "level", "logger", "msg"} <= set(r) for r in logs)
+    assert logs and all({"ts", "level", "logger", "message"} <= set(r) for r in logs)
 
 
 def test_status_command_shows_pending_age_and_last_error(tmp_path: Path) -> None:

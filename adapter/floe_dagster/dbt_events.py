@@ -44,6 +44,7 @@ from floe_core.events import (
     RunFinished,
     UnfinishedNode,
 )
+from floe_core.outcome import failed, node_outcome
 from floe_dagster.columns import ColumnCapture, RunColumns
 from floe_dagster.manifest import ManifestIndex
 
@@ -53,7 +54,6 @@ __all__ = ["MAX_COMPILED_SQL_BYTES", "DbtEventBuilder", "dbt_time", "strip_ansi"
 # the transport's line limit, so it is cut (and marked) beyond this size.
 MAX_COMPILED_SQL_BYTES = 256 * 1024
 MAX_ERROR_CHARS = 16 * 1024
-_FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 log = logging.getLogger("floe_dagster.dbt_events")
 
@@ -262,7 +262,7 @@ class DbtEventBuilder:
         finished_at = dbt_time(node_info.get("node_finished_at")) or dbt_time(info.get("ts"))
         message = result.get("message")
         message = strip_ansi(message) if isinstance(message, str) and message else None
-        error = message[:MAX_ERROR_CHARS] if message and status in _FAILED_STATUSES else None
+        error = message[:MAX_ERROR_CHARS] if message and failed(node_outcome(status)) else None
         failures = result.get("num_failures") if node.resource_type == "test" else None
         execution_time = result.get("execution_time")
         compiled_sql = self._compiled_sql(node) if running is not None else None
@@ -293,7 +293,11 @@ class DbtEventBuilder:
         self, node: Node, status: str, compiled_sql: str | None
     ) -> tuple[tuple[Column, ...], ColumnLineage | None]:
         """The node's real columns and column lineage, when the warehouse can be asked."""
-        if self.capture_columns is None or status != "success" or node.relation is None:
+        if (
+            self.capture_columns is None
+            or node_outcome(status) != "success"
+            or node.relation is None
+        ):
             return (), None
         try:
             captured = self.capture_columns(node)

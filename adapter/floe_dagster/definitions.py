@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from floe_core.artifacts import ARTIFACTS_ENV, DEFAULT_ARTIFACTS_PATH, load_artifacts
+from floe_core.artifacts import ARTIFACTS_ENV, load_artifacts
+from floe_core.layout import DEFAULT_ARTIFACTS_PATH
 from floe_dagster.assets import build_definitions
 
 __all__ = ["defs"]

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Protocol
 
 from floe_core.events import Event, encode_event
+from floe_core.layout import DEFAULT_SPOOL_DIR
 from floe_core.spool import SpoolWriter
 from floe_core.transport import (
     ACK_PREFIX,
-    DEFAULT_SPOOL_DIR,
     MAX_LINE_BYTES,
     SOCKET_ENV,
     SPOOL_ENV,

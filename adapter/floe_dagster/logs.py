@@ -3,9 +3,9 @@
 The trace id is the Dagster run id's UUID bits and span ids are derived from run, invocation and
 node ids (``floe_core.ids``), so a log line, a span in the trace backend and a lineage event of the
 same node share identifiers. Python log records get ``trace_id``/``span_id`` from a context
-variable set by the step (:func:`trace_scope`); :class:`JsonFormatter` writes one JSON object per
-record; messages to the Dagster log carry the ids in their text (:func:`with_trace`), since the
-Dagster event log stores only the message.
+variable set by the step (:func:`trace_scope`); they are written in floe's one JSON log format
+(:class:`floe_core.logs.JsonFormatter`); messages to the Dagster log carry the ids in their text
+(:func:`with_trace`), since the Dagster event log stores only the message.
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO
 
-import msgspec
+from floe_core.logs import JsonFormatter
 
 __all__ = [
     "LOGGER_NAME",
-    "JsonFormatter",
     "TraceContextFilter",
     "configure_logging",
     "current_trace",
@@ -35,8 +33,6 @@ LOGGER_NAME = "floe_dagster"
 LOG_LEVEL_ENV = "FLOE_LOG_LEVEL"
 
 _current: ContextVar[tuple[str, str] | None] = ContextVar("floe_trace", default=None)
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-_encoder = msgspec.json.Encoder()
 
 
 def current_trace() -> tuple[str, str] | None:
@@ -67,33 +63,6 @@ class TraceContextFilter(logging.Filter):
             current = _current.get()
             record.trace_id, record.span_id = current if current else (None, None)
         return True
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: ts, level, logger, message, trace_id, span_id, extras."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            "trace_id": getattr(record, "trace_id", None),
-            "span_id": getattr(record, "span_id", None),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and key not in payload:
-                payload[key] = value
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        try:
-            return _encoder.encode(payload).decode()
-        except (TypeError, msgspec.EncodeError):  # an extra that JSON cannot hold
-            return _encoder.encode({k: _plain(v) for k, v in payload.items()}).decode()
-
-
-def _plain(value: object) -> object:
-    return value if value is None or isinstance(value, str | int | float | bool) else repr(value)
 
 
 def configure_logging(

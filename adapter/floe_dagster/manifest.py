@@ -22,6 +22,7 @@ import msgspec
 
 from floe_core.artifacts import CompiledArtifacts
 from floe_core.events import Column, Node, Relation, TestTarget
+from floe_dbt.compile import column_classification
 
 __all__ = [
     "ManifestIndex",
@@ -260,8 +261,7 @@ class ManifestIndex:
         if info is None:
             props = self.props(unique_id) or {}
             info = (props.get("columns") or {}).get(column) or {}
-        meta = info.get("meta") or (info.get("config") or {}).get("meta") or {}
-        return _str(meta.get("classification")) if isinstance(meta, Mapping) else None
+        return column_classification(info.get("meta"), info.get("config"))
 
     def _test_target(self, props: Mapping[str, Any]) -> TestTarget:
         test_metadata = props.get("test_metadata") or {}

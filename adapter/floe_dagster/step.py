@@ -28,6 +28,8 @@ from dagster import AssetExecutionContext, AssetKey, Output
 from floe_core import ids
 from floe_core.artifacts import CompiledArtifacts
 from floe_core.events import DagsterRun, NodeFinished, NodeStarted
+from floe_core.layout import ProjectPaths
+from floe_core.outcome import node_outcome
 from floe_core.transport import SOCKET_ENV
 from floe_dagster.column_metadata import column_metadata
 from floe_dagster.dbt_events import DbtEventBuilder, strip_ansi
@@ -72,7 +74,7 @@ class StepPlan:
     @property
     def default_spool_dir(self) -> Path:
         """``.floe/spool`` next to the floe.yaml the artifacts were compiled from."""
-        return Path(self.artifacts.source_path).parent / ".floe" / "spool"
+        return ProjectPaths(Path(self.artifacts.source_path)).spool
 
 
 class _Observer:
@@ -136,7 +138,7 @@ class _Observer:
                     ),
                 )
             )
-        elif isinstance(event, NodeFinished) and event.status == "skipped":
+        elif isinstance(event, NodeFinished) and node_outcome(event.status) == "skipped":
             self.dagster_log.append(
                 (
                     "warning",

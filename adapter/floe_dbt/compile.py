@@ -13,6 +13,7 @@ in milliseconds (bench/compile_bench.py).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +30,18 @@ from floe_core.artifacts import (
 )
 from floe_core.config import FloeConfig, load_config
 from floe_core.fsutil import atomic_write
+from floe_core.layout import ARTIFACTS_FILE, FLOE_DIR, PROFILES_DIR, PROFILES_FILE
 from floe_dbt.profiles import build_output, ensure_local_dirs, render_profiles_yml
 
 __all__ = [
-    "ARTIFACTS_FILE",
-    "PROFILES_FILE",
     "artifacts_json",
     "build_artifacts",
+    "column_classification",
     "compile_floe",
     "validate_floe",
 ]
 
-ARTIFACTS_FILE = "compiled_artifacts.json"
-PROFILES_FILE = "profiles.yml"
-DEFAULT_OUTPUT_DIR = Path(".floe")
+DEFAULT_OUTPUT_DIR = Path(FLOE_DIR)
 
 
 def validate_floe(
@@ -92,7 +91,7 @@ def build_artifacts(
     if spec.governance.classification_source == "dbt_meta":
         classifications = _classifications(manifest)
     output_dir = Path(output_dir).resolve()
-    profiles = Path(profiles_dir).resolve() if profiles_dir else output_dir / "profiles"
+    profiles = Path(profiles_dir).resolve() if profiles_dir else output_dir / PROFILES_DIR
     obs = spec.observability
     return CompiledArtifacts(
         name=spec.name,
@@ -196,6 +195,19 @@ class _Manifest(msgspec.Struct):
 _manifest_decoder = msgspec.json.Decoder(_Manifest)
 
 
+def column_classification(
+    meta: Mapping[str, Any] | None, config: Mapping[str, Any] | None
+) -> str | None:
+    """A dbt column's governance classification: ``meta.classification``, else
+    ``config.meta.classification`` (where dbt 1.10+ puts column meta); None when it has none."""
+    value = meta.get("classification") if isinstance(meta, Mapping) else None
+    if value is None and isinstance(config, Mapping):
+        config_meta = config.get("meta")
+        if isinstance(config_meta, Mapping):
+            value = config_meta.get("classification")
+    return value if isinstance(value, str) and value else None
+
+
 def _classifications(manifest: Path) -> tuple[ColumnClassification, ...]:
     """Column ``meta.classification`` (or ``config.meta.classification``) of every node."""
     try:
@@ -210,11 +222,8 @@ def _classifications(manifest: Path) -> tuple[ColumnClassification, ...]:
     for nodes in (parsed.nodes, parsed.sources):
         for unique_id, node in nodes.items():
             for name, column in node.columns.items():
-                meta_config = column.config.get("meta")
-                value = column.meta.get("classification")
-                if value is None and isinstance(meta_config, dict):
-                    value = meta_config.get("classification")
-                if isinstance(value, str) and value:
+                value = column_classification(column.meta, column.config)
+                if value is not None:
                     found.append(
                         ColumnClassification(unique_id=unique_id, column=name, classification=value)
                     )

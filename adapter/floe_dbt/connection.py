@@ -9,39 +9,15 @@ these non-secret fields are ever resolved; credentials are not even looked at.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from floe_core.artifacts import CompiledArtifacts
 from floe_core.events import Connection
+from floe_dbt.env_vars import resolve_env_refs
 from floe_dbt.profiles import TARGETS
 
-__all__ = ["connection_identity", "resolve_env_refs"]
-
-_REF = re.compile(
-    r"""\{\{\s*env_var\(\s*(['"])(?P<name>[A-Za-z_][A-Za-z0-9_]*)\1"""
-    r"""(?:\s*,\s*(['"])(?P<default>.*?)\3)?\s*\)\s*\}\}"""
-)
-
-
-def resolve_env_refs(value: str, environ: Mapping[str, str]) -> str | None:
-    """``value`` with each ``{{ env_var('X'[, 'default']) }}`` replaced; None if one is unset
-    and has no default."""
-    missing = False
-
-    def substitute(match: re.Match[str]) -> str:
-        nonlocal missing
-        name, default = match.group("name"), match.group("default")
-        if name in environ:
-            return environ[name]
-        if default is not None:
-            return default
-        missing = True
-        return ""
-
-    result = _REF.sub(substitute, value)
-    return None if missing else result
+__all__ = ["connection_identity"]
 
 
 def connection_identity(

@@ -16,6 +16,7 @@ from floe_cli.args import add_config_path, add_environment, non_negative_seconds
 from floe_cli.display import show_path
 from floe_cli.errors import CliError
 from floe_core.config import FloeConfigError, config_schema_json
+from floe_core.layout import ARTIFACTS_FILE, FLOE_DIR, LINEAGE_FILE, PROFILES_DIR, TRACES_FILE
 
 __all__ = ["COMMANDS", "Command"]
 
@@ -57,14 +58,15 @@ def _compile_args(parser: argparse.ArgumentParser) -> None:
     _config_args(parser)
     parser.add_argument(
         "--output-dir",
-        default=".floe",
+        default=FLOE_DIR,
         type=Path,
-        help="where compiled_artifacts.json and profiles/ go (default: .floe)",
+        help=f"where {ARTIFACTS_FILE} and {PROFILES_DIR}/ go (default: {FLOE_DIR})",
     )
 
 
 def _run_compile(args: argparse.Namespace) -> int:
-    from floe_dbt.compile import ARTIFACTS_FILE, compile_floe
+    from floe_core.layout import PROFILES_FILE
+    from floe_dbt.compile import compile_floe
 
     artifacts = compile_floe(args.path, args.env, args.output_dir)
     compute = artifacts.compute
@@ -73,7 +75,7 @@ def _run_compile(args: argparse.Namespace) -> int:
         f"compiled {artifacts.source_path} for environment {artifacts.environment} "
         f"(target {compute.target}, auth {compute.auth_method})",
         f"  artifacts: {show_path(args.output_dir.resolve() / ARTIFACTS_FILE)}",
-        f"  profiles:  {show_path(profiles / 'profiles.yml')} "
+        f"  profiles:  {show_path(profiles / PROFILES_FILE)} "
         f"(profile {artifacts.dbt_profile_name}, target {artifacts.dbt_target_name})",
     ]
     if compute.secret_env_vars:
@@ -185,14 +187,13 @@ def _configure_show(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--file",
         type=Path,
-        help="read this file instead of .floe/lineage/openlineage.ndjson "
-        "or .floe/traces/otlp-traces.jsonl",
+        help=f"read this file instead of {FLOE_DIR}/{LINEAGE_FILE} or {FLOE_DIR}/{TRACES_FILE}",
     )
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from floe_cli.prepare import ProjectPaths
     from floe_cli.show import NothingToShow, show_lineage, show_traces
+    from floe_core.layout import ProjectPaths
 
     paths = ProjectPaths.find(args.path)
     try:

@@ -14,9 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from floe_cli.sidecar import SidecarStatus, read_status
+from floe_cli.sidecar import read_status
+from floe_core.status import SidecarStatus, SinkStatus
 
-__all__ = ["Delivery", "wait_for_delivery"]
+__all__ = ["Delivery", "failing", "wait_for_delivery"]
+
+#: A deliver call running this long counts as a failing endpoint.
+STUCK_AFTER_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,11 @@ class Delivery:
     complete: bool
     reason: str  # "delivered", "timeout", "endpoints failing", "sidecar stopped", "no status"
     waited_s: float
+
+
+def failing(sink: SinkStatus) -> bool:
+    """Its endpoint refuses, errs or hangs right now."""
+    return sink.consecutive_failures > 0 or (sink.delivering_for_s or 0.0) >= STUCK_AFTER_S
 
 
 def wait_for_delivery(
@@ -56,7 +65,7 @@ def wait_for_delivery(
         if not status.running:
             return Delivery(status, False, "sidecar stopped", now - start)
         stuck = [s for s in status.sinks if s.pending_events]
-        if stuck and all(s.failing for s in stuck):
+        if stuck and all(failing(s) for s in stuck):
             failing_since = now if failing_since is None else failing_since
             if now - failing_since >= give_up_failing_after_s:
                 return Delivery(status, False, "endpoints failing", now - start)

@@ -23,7 +23,7 @@ from types import FrameType
 from typing import IO
 
 from floe_cli.children import Backoff, Child, RestartingChild
-from floe_cli.prepare import ProjectPaths, ensure_dagster_home, prepare
+from floe_cli.prepare import ensure_dagster_home, prepare
 from floe_cli.sidecar import (
     read_status,
     sidecar_available,
@@ -32,6 +32,7 @@ from floe_cli.sidecar import (
     wait_for_socket,
 )
 from floe_core.artifacts import ARTIFACTS_ENV
+from floe_core.layout import ProjectPaths
 from floe_core.transport import SOCKET_ENV, SPOOL_ENV
 
 __all__ = ["DevOptions", "floe_dev"]

@@ -16,57 +16,9 @@ from pathlib import Path
 
 from floe_core.artifacts import CompiledArtifacts, load_artifacts
 from floe_core.config import DEFAULT_CONFIG_FILE, load_config
+from floe_core.layout import FLOE_DIR, PROFILES_FILE, ProjectPaths
 
-__all__ = ["Prepared", "ProjectPaths", "ensure_dagster_home", "prepare"]
-
-FLOE_DIR = ".floe"
-
-
-@dataclass(frozen=True)
-class ProjectPaths:
-    """Where floe keeps a project's local state: everything under ``<project>/.floe``."""
-
-    config: Path  # floe.yaml
-
-    @property
-    def root(self) -> Path:
-        return self.config.parent
-
-    @property
-    def floe_dir(self) -> Path:
-        return self.root / FLOE_DIR
-
-    @property
-    def artifacts(self) -> Path:
-        return self.floe_dir / "compiled_artifacts.json"
-
-    @property
-    def spool(self) -> Path:
-        return self.floe_dir / "spool"
-
-    @property
-    def dagster_home(self) -> Path:
-        return self.floe_dir / "dagster"
-
-    @property
-    def logs(self) -> Path:
-        return self.floe_dir / "logs"
-
-    @property
-    def lineage_file(self) -> Path:
-        return self.floe_dir / "lineage" / "openlineage.ndjson"
-
-    @property
-    def traces_file(self) -> Path:
-        return self.floe_dir / "traces" / "otlp-traces.jsonl"
-
-    @classmethod
-    def find(cls, path: Path | str = DEFAULT_CONFIG_FILE) -> ProjectPaths:
-        """From floe.yaml or the directory holding it."""
-        config = Path(path).expanduser().resolve()
-        if config.is_dir():
-            config = config / DEFAULT_CONFIG_FILE
-        return cls(config)
+__all__ = ["Prepared", "ensure_dagster_home", "prepare"]
 
 
 @dataclass(frozen=True)
@@ -142,14 +94,14 @@ def _stale(paths: ProjectPaths, env: str | None) -> str | None:
     manifest = Path(artifacts.dbt_manifest_path)
     if manifest.is_file() and manifest.stat().st_mtime > paths.artifacts.stat().st_mtime:
         return "the dbt manifest changed"
-    if not Path(artifacts.dbt_profiles_path, "profiles.yml").is_file():
+    if not Path(artifacts.dbt_profiles_path, PROFILES_FILE).is_file():
         return "profiles.yml is missing"
     return None
 
 
 # Files of a dbt project that change what `dbt parse` writes; build output directories are skipped.
 _PROJECT_SUFFIXES = frozenset({".sql", ".yml", ".yaml", ".csv", ".py", ".md", ".jinja"})
-_SKIP_DIRS = frozenset({"target", "logs", "dbt_packages", ".floe", ".git", "__pycache__"})
+_SKIP_DIRS = frozenset({"target", "logs", "dbt_packages", FLOE_DIR, ".git", "__pycache__"})
 
 
 def _manifest_stale(artifacts: CompiledArtifacts) -> str | None:

@@ -25,9 +25,8 @@ from typing import IO
 from floe_cli.children import Child
 from floe_cli.delivery import Delivery, wait_for_delivery
 from floe_cli.display import show_path
-from floe_cli.prepare import Prepared, ProjectPaths, ensure_dagster_home, prepare
+from floe_cli.prepare import Prepared, ensure_dagster_home, prepare
 from floe_cli.sidecar import (
-    SidecarStatus,
     read_status,
     sidecar_available,
     sidecar_child,
@@ -35,6 +34,8 @@ from floe_cli.sidecar import (
     wait_for_socket,
 )
 from floe_core.artifacts import ARTIFACTS_ENV, CompiledArtifacts
+from floe_core.layout import LINEAGE_SINK, TRACES_SINK, ProjectPaths
+from floe_core.status import SidecarStatus
 from floe_core.transport import SOCKET_ENV, SPOOL_ENV
 from floe_dagster.progress import RunTally
 
@@ -43,8 +44,6 @@ __all__ = ["RunOptions", "RunOutcome", "floe_run"]
 EXIT_OK = 0
 EXIT_PIPELINE_FAILED = 1
 EXIT_USAGE = 2
-LINEAGE_SINK = "openlineage"
-TRACES_SINK = "otel"
 
 
 @dataclass(frozen=True)

@@ -1,30 +1,28 @@
 """The sidecar as seen from `floe run` / `floe dev`: how to start it and how to ask it for news.
 
-The adapter never imports the sidecar (it may not even be installed next to it); it starts
-``floe-sidecar`` as a child process and reads ``floe-sidecar status --json``, the same data a user
-sees with ``floe-sidecar status``.
+The ``floe`` command never imports the sidecar (it may not even be installed next to it); it
+starts ``floe-sidecar`` as a child process and reads ``floe-sidecar status --json``, the same data
+a user sees with ``floe-sidecar status``, as the typed :class:`floe_core.status.SidecarStatus`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import msgspec
 
 from floe_cli.children import Child
-from floe_cli.prepare import ProjectPaths
+from floe_core.layout import ProjectPaths
+from floe_core.status import SidecarStatus, decode_status
 
 __all__ = [
-    "SidecarStatus",
-    "SinkStatus",
     "read_status",
     "sidecar_available",
     "sidecar_child",
@@ -46,7 +44,7 @@ def sidecar_available() -> bool:
 
 def socket_path(paths: ProjectPaths) -> Path:
     """``.floe/sidecar.sock``, or a short per-user path when that one is too long for a socket."""
-    preferred = paths.floe_dir / "sidecar.sock"
+    preferred = paths.socket
     if len(os.fsencode(preferred)) <= _MAX_SOCKET_PATH:
         return preferred
     base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"floe-{os.getuid()}"
@@ -100,57 +98,6 @@ def wait_for_socket(child: Child, socket: Path, timeout_s: float = 15.0) -> bool
     return socket.is_socket()
 
 
-@dataclass(frozen=True)
-class SinkStatus:
-    name: str
-    delivered: int
-    pending_events: int
-    last_error: str | None
-    consecutive_failures: int
-    delivering_for_s: float | None
-
-    @property
-    def failing(self) -> bool:
-        """Its endpoint refuses, errs or hangs right now."""
-        return self.consecutive_failures > 0 or (self.delivering_for_s or 0.0) >= 5.0
-
-
-@dataclass(frozen=True)
-class SidecarStatus:
-    running: bool
-    sinks: tuple[SinkStatus, ...]
-    deadletter: str
-    deadletter_records: int
-    segments: int
-
-    @property
-    def pending_events(self) -> int:
-        return sum(s.pending_events for s in self.sinks)
-
-    def sink(self, name: str) -> SinkStatus | None:
-        return next((s for s in self.sinks if s.name == name), None)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SidecarStatus:
-        return cls(
-            running=bool(data.get("running")),
-            sinks=tuple(
-                SinkStatus(
-                    name=str(s["name"]),
-                    delivered=int(s.get("delivered") or 0),
-                    pending_events=int(s.get("pending_events") or 0),
-                    last_error=s.get("last_error"),
-                    consecutive_failures=int(s.get("consecutive_failures") or 0),
-                    delivering_for_s=s.get("delivering_for_s"),
-                )
-                for s in data.get("sinks") or ()
-            ),
-            deadletter=str(data.get("deadletter") or ""),
-            deadletter_records=int(data.get("deadletter_records") or 0),
-            segments=int(data.get("segments") or 0),
-        )
-
-
 def read_status(spool: Path, env: Mapping[str, str] | None = None) -> SidecarStatus | None:
     """``floe-sidecar status --json`` for ``spool``; None when it cannot tell."""
     if not spool.is_dir():
@@ -168,6 +115,6 @@ def read_status(spool: Path, env: Mapping[str, str] | None = None) -> SidecarSta
     if result.returncode != 0:
         return None
     try:
-        return SidecarStatus.from_json(json.loads(result.stdout))
-    except (ValueError, KeyError, TypeError):
+        return decode_status(result.stdout)
+    except msgspec.MsgspecError:
         return None

@@ -23,7 +23,6 @@ __all__ = [
 ]
 
 ARTIFACTS_VERSION = 1
-DEFAULT_ARTIFACTS_PATH = ".floe/compiled_artifacts.json"
 ARTIFACTS_ENV = "FLOE_ARTIFACTS"
 
 

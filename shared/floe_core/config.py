@@ -26,6 +26,9 @@ from typing import Annotated, Any, Literal, TypeVar, get_args
 import msgspec
 import yaml
 
+from floe_core.layout import CONFIG_FILE
+from floe_core.mappings import deep_merge
+
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "DEFAULT_ENVIRONMENT",
@@ -44,7 +47,7 @@ __all__ = [
     "parse_config",
 ]
 
-DEFAULT_CONFIG_FILE = "floe.yaml"
+DEFAULT_CONFIG_FILE = CONFIG_FILE
 DEFAULT_ENVIRONMENT = "dev"
 
 Target = Literal["duckdb", "postgres", "snowflake", "bigquery", "redshift", "databricks", "spark"]
@@ -321,17 +324,7 @@ def _merge_environment(base: dict[str, Any], override: Any) -> dict[str, Any]:
         override = {**override}
         merged["compute"] = over_compute
         del override["compute"]
-    return _deep_merge(merged, override)
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    return deep_merge(merged, override)
 
 
 _MSGSPEC_ERROR = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)

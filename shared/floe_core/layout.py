@@ -1,7 +1,20 @@
-"""Where the sidecar keeps its own state inside the spool directory.
+"""Every path floe keeps on disk, and the names of the built-in sinks: facts the adapter, the
+``floe`` command and the sidecar must agree on, defined once.
 
-Everything lives under ``<spool>/.sidecar/`` (hidden, so it is never mistaken for a segment, and
-owner-only like the spool itself)::
+A project's local state lives next to its floe.yaml, under ``.floe/`` (:class:`ProjectPaths`)::
+
+    <project>/.floe/
+      compiled_artifacts.json        floe compile (FLOE_ARTIFACTS points elsewhere if wanted)
+      profiles/profiles.yml          floe compile: the dbt profiles directory
+      spool/                         event segments (FLOE_SPOOL_DIR); the sidecar's state inside
+      dagster/                       DAGSTER_HOME of floe run and floe dev
+      logs/                          adapter.log, sidecar.log, run-<run id>.log
+      lineage/openlineage.ndjson     lineage when no endpoint is configured (embedded default)
+      traces/otlp-traces.jsonl       traces when no endpoint is configured (embedded default)
+      sidecar.sock                   the sidecar's socket (if too long: a short per-user path)
+
+The sidecar keeps its own state inside the spool, under ``<spool>/.sidecar/`` (hidden, so it is
+never mistaken for a segment, and owner-only like the spool itself; :class:`SpoolLayout`)::
 
     <spool>/
       20260101T120000.000000001-events-4242-a1b2c3.ndjson   segments (adapter and socket intake)
@@ -11,6 +24,9 @@ owner-only like the spool itself)::
         reported.json        how far bad lines have been dead-lettered (so: once, not per sink)
         deadletter.ndjson    lines and items that could not be delivered, with the reason
         status.json          health snapshot, rewritten every few seconds
+
+A sink's name keys its cursor file; the built-in ones are :data:`LINEAGE_SINK` and
+:data:`TRACES_SINK`.
 """
 
 from __future__ import annotations
@@ -22,7 +38,43 @@ from pathlib import Path
 
 from floe_core.spool import ensure_spool_dir
 
-__all__ = ["STATE_DIR_NAME", "SpoolLayout", "check_sink_name"]
+__all__ = [
+    "ARTIFACTS_FILE",
+    "CONFIG_FILE",
+    "DEFAULT_ARTIFACTS_PATH",
+    "DEFAULT_SPOOL_DIR",
+    "FLOE_DIR",
+    "LINEAGE_FILE",
+    "LINEAGE_SINK",
+    "PROFILES_DIR",
+    "PROFILES_FILE",
+    "STATE_DIR_NAME",
+    "TRACES_FILE",
+    "TRACES_SINK",
+    "ProjectPaths",
+    "SpoolLayout",
+    "check_sink_name",
+]
+
+CONFIG_FILE = "floe.yaml"
+FLOE_DIR = ".floe"
+ARTIFACTS_FILE = "compiled_artifacts.json"
+PROFILES_DIR = "profiles"
+PROFILES_FILE = "profiles.yml"
+SPOOL_DIR = "spool"
+DAGSTER_HOME_DIR = "dagster"
+LOGS_DIR = "logs"
+SOCKET_FILE = "sidecar.sock"
+#: The embedded default outputs, relative to the local output directory (``.floe``).
+LINEAGE_FILE = Path("lineage") / "openlineage.ndjson"
+TRACES_FILE = Path("traces") / "otlp-traces.jsonl"
+#: Relative to the working directory: where commands look when nothing else is said.
+DEFAULT_ARTIFACTS_PATH = f"{FLOE_DIR}/{ARTIFACTS_FILE}"
+DEFAULT_SPOOL_DIR = f"{FLOE_DIR}/{SPOOL_DIR}"
+
+#: The built-in sinks' names (their cursors, their rows in ``floe-sidecar status``).
+LINEAGE_SINK = "openlineage"
+TRACES_SINK = "otel"
 
 STATE_DIR_NAME = ".sidecar"
 _SINK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -36,6 +88,61 @@ def check_sink_name(name: str) -> str:
             "starting with a letter or digit"
         )
     return name
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Where floe keeps a project's local state: everything under ``<project>/.floe``."""
+
+    config: Path  # floe.yaml
+
+    @classmethod
+    def find(cls, path: Path | str = CONFIG_FILE) -> ProjectPaths:
+        """From floe.yaml or the directory holding it."""
+        config = Path(path).expanduser().resolve()
+        if config.is_dir():
+            config = config / CONFIG_FILE
+        return cls(config)
+
+    @property
+    def root(self) -> Path:
+        return self.config.parent
+
+    @property
+    def floe_dir(self) -> Path:
+        return self.root / FLOE_DIR
+
+    @property
+    def artifacts(self) -> Path:
+        return self.floe_dir / ARTIFACTS_FILE
+
+    @property
+    def profiles_dir(self) -> Path:
+        return self.floe_dir / PROFILES_DIR
+
+    @property
+    def spool(self) -> Path:
+        return self.floe_dir / SPOOL_DIR
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.floe_dir / DAGSTER_HOME_DIR
+
+    @property
+    def logs(self) -> Path:
+        return self.floe_dir / LOGS_DIR
+
+    @property
+    def socket(self) -> Path:
+        return self.floe_dir / SOCKET_FILE
+
+    @property
+    def lineage_file(self) -> Path:
+        return self.floe_dir / LINEAGE_FILE
+
+    @property
+    def traces_file(self) -> Path:
+        return self.floe_dir / TRACES_FILE
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 __all__ = [
     "ACK_PREFIX",
-    "DEFAULT_SPOOL_DIR",
     "MAX_LINE_BYTES",
     "SOCKET_ENV",
     "SPOOL_ENV",
     "format_ack",
 ]
 
-DEFAULT_SPOOL_DIR = ".floe/spool"
 SOCKET_ENV = "FLOE_SOCKET"  # path of the sidecar's socket; unset → spool only
 SPOOL_ENV = "FLOE_SPOOL_DIR"
 MAX_LINE_BYTES = 1024 * 1024  # a longer line is refused (socket) or dead-lettered (spool)

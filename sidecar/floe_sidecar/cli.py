@@ -14,7 +14,6 @@ delivered everything but some lines or items went to the dead-letter file during
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -23,9 +22,10 @@ from typing import Any
 
 import anyio
 
-from floe_core.artifacts import ARTIFACTS_ENV, DEFAULT_ARTIFACTS_PATH, load_artifacts
-from floe_core.layout import SpoolLayout
-from floe_core.transport import DEFAULT_SPOOL_DIR, MAX_LINE_BYTES, SOCKET_ENV, SPOOL_ENV
+from floe_core.artifacts import ARTIFACTS_ENV, load_artifacts
+from floe_core.layout import DEFAULT_ARTIFACTS_PATH, DEFAULT_SPOOL_DIR, SpoolLayout
+from floe_core.status import encode_status
+from floe_core.transport import MAX_LINE_BYTES, SOCKET_ENV, SPOOL_ENV
 from floe_sidecar.app import RunReport, Sidecar, SpoolBusyError
 from floe_sidecar.config import (
     EngineOptions,
@@ -348,7 +348,8 @@ def _status(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.spool}: no such spool directory")
     status = spool_status(SpoolLayout(args.spool))
     if args.json:
-        print(json.dumps(status, indent=2))
+        sys.stdout.buffer.write(encode_status(status))
+        sys.stdout.flush()
     else:
         print(render_status(status))
     return EXIT_OK

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from floe_core.layout import check_sink_name
+from floe_core.layout import LINEAGE_SINK, TRACES_SINK, check_sink_name
 from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.engine.retry import RetryPolicy
 from floe_sidecar.settings import SidecarSettings
@@ -87,8 +87,8 @@ class SinkSpec:
 
 #: Built-in outputs: (sink kind, module, factory). Each factory returns a sink or None (off).
 BUILTIN_SINKS: tuple[tuple[str, str, str], ...] = (
-    ("openlineage", "floe_sidecar.sinks.openlineage.sink", "build_openlineage_sink"),
-    ("otel", "floe_sidecar.sinks.otel.sink", "build_trace_sink"),
+    (LINEAGE_SINK, "floe_sidecar.sinks.openlineage.sink", "build_openlineage_sink"),
+    (TRACES_SINK, "floe_sidecar.sinks.otel.sink", "build_trace_sink"),
 )
 
 

@@ -1,39 +1,17 @@
-"""Structured logs: one JSON object per line on stderr (or plain text for a terminal).
+"""Structured logs: floe's one JSON log format on stderr (or plain text for a terminal).
 
-Fields: ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``msg``, plus whatever the call passed in
-``extra`` (``sink``, ``segment``, ``error``...). Events and their contents are never logged.
+The format is :class:`floe_core.logs.JsonFormatter`'s; calls pass ``extra`` (``sink``,
+``segment``, ``error``...). Events and their contents are never logged.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import traceback
-from datetime import UTC, datetime
 
-import msgspec
+from floe_core.logs import JsonFormatter
 
-__all__ = ["JsonFormatter", "setup_logging"]
-
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-_encoder = msgspec.json.Encoder()
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                plain = isinstance(value, str | int | float | bool | None)
-                out[key] = value if plain else str(value)
-        if record.exc_info:
-            out["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return _encoder.encode(out).decode()
+__all__ = ["setup_logging"]
 
 
 def setup_logging(level: str = "info", fmt: str = "json") -> None:

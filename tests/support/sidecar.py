@@ -92,7 +92,7 @@ class SidecarProcess:
     def wait_listening(self, timeout: float = 30) -> None:
         """Until the socket intake is up (the signal handlers are installed by then)."""
         wait_for(
-            lambda: '"msg":"listening"' in self.stderr() or not self.alive(), timeout, "listen"
+            lambda: '"message":"listening"' in self.stderr() or not self.alive(), timeout, "listen"
         )
         assert self.alive(), self.stderr()
 

@@ -23,15 +23,10 @@ from typing import Any
 import yaml
 
 from floe_core.config import FloeConfig
+from floe_core.mappings import deep_merge
+from floe_dbt.env_vars import env_var, env_var_names, is_env_var_ref
 from floe_dbt.profiles import bigquery, databricks, duckdb, postgres, redshift, snowflake, spark
-from floe_dbt.profiles._base import (
-    AuthMethod,
-    TargetProfile,
-    env_var,
-    env_var_name,
-    is_env_var_ref,
-    is_secret_key,
-)
+from floe_dbt.profiles._base import AuthMethod, TargetProfile, env_var_name, is_secret_key
 
 __all__ = [
     "TARGETS",
@@ -57,8 +52,6 @@ TARGETS: Mapping[str, TargetProfile] = {
         spark.PROFILE,
     )
 }
-
-_ENV_NAME = re.compile(r"env_var\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]")
 
 
 @dataclass(frozen=True)
@@ -100,7 +93,7 @@ def build_output(config: FloeConfig) -> ProfileOutput:
     output.update(method.settings)
     for key, credential in method.credentials.items():
         _set_dotted(output, key, env_var(env_var_name(ref, config.environment, credential)))
-    _deep_update(output, props)
+    output = deep_merge(output, props)
     output["type"] = profile.adapter_type
 
     for key in profile.path_keys:
@@ -175,15 +168,6 @@ def _get_dotted(source: Mapping[str, Any], dotted: str) -> Any:
             return None
         value = value[part]
     return value
-
-
-def _deep_update(target: dict[str, Any], updates: Mapping[str, Any]) -> None:
-    for key, value in updates.items():
-        current = target.get(key)
-        if isinstance(value, Mapping) and isinstance(current, dict):
-            _deep_update(current, value)
-        else:
-            target[key] = value
 
 
 def _is_local_relative_path(value: str) -> bool:
@@ -269,4 +253,4 @@ def _secret_env_vars(output: Mapping[str, Any]) -> Iterator[str]:
                 )
             )
         ):
-            yield from _ENV_NAME.findall(value)
+            yield from env_var_names(value)

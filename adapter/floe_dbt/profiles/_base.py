@@ -19,16 +19,10 @@ __all__ = [
     "AuthMethod",
     "Identity",
     "TargetProfile",
-    "env_var",
     "env_var_name",
-    "is_env_var_ref",
     "is_secret_key",
 ]
 
-# One whole `{{ env_var('NAME') }}` (no default: a default would be a literal secret).
-_ENV_REF = re.compile(
-    r"""^\s*\{\{\s*env_var\(\s*(['"])([A-Za-z_][A-Za-z0-9_]*)\1\s*\)\s*\}\}\s*$"""
-)
 # Keys whose value is a credential wherever they appear (also nested, e.g. keyfile_json).
 _SECRET_KEY = re.compile(
     r"(^|_)(password|passphrase|secret|token|private_key|api_key|secret_access_key|"
@@ -37,20 +31,10 @@ _SECRET_KEY = re.compile(
 _NOT_SECRET = frozenset({"token_uri", "auth_type", "private_key_path", "private_key_id"})
 
 
-def env_var(name: str) -> str:
-    """The dbt reference to an environment variable, as written into profiles.yml."""
-    return "{{ env_var('" + name + "') }}"
-
-
 def env_var_name(ref: str, environment: str, credential: str) -> str:
     """``FLOE_<REF>_<ENV>_<CREDENTIAL>`` (see the module docstring)."""
     parts = (ref, environment, credential)
     return "FLOE_" + "_".join(re.sub(r"[^A-Za-z0-9]+", "_", p).strip("_").upper() for p in parts)
-
-
-def is_env_var_ref(value: object) -> bool:
-    """Whether ``value`` is exactly one ``{{ env_var('NAME') }}`` without a default."""
-    return isinstance(value, str) and _ENV_REF.match(value) is not None
 
 
 def is_secret_key(key: str) -> bool:

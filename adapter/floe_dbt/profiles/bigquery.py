@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from floe_dbt.profiles._base import AuthMethod, TargetProfile, env_var
+from floe_dbt.env_vars import env_var
+from floe_dbt.profiles._base import AuthMethod, TargetProfile
 
 _PROJECT = ("project", "database")
 _DATASET = ("dataset", "schema")

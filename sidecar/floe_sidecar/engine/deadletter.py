@@ -18,7 +18,6 @@ Lines are data: they are stored, never evaluated. The file is owner-only.
 from __future__ import annotations
 
 import base64
-import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
+
+from floe_core.fsutil import append_lines
 
 __all__ = [
     "OVERSIZED_HEAD_BYTES",
@@ -69,14 +70,17 @@ class DeadLetterRecord:
 
 
 class DeadLetter:
-    """Append-only, thread-safe: sink workers and the intake write to it concurrently."""
+    """Append-only, thread-safe: sink workers and the intake write to it concurrently.
+
+    Records are durable (:func:`floe_core.fsutil.append_lines`) when :meth:`write` returns; it
+    raises ``OSError`` when they are not.
+    """
 
     def __init__(self, path: Path, *, durable: bool = True) -> None:
         self.path = path
         self.durable = durable
         self.count = 0  # records written by this process
         self._lock = threading.Lock()
-        self._fd: int | None = None
         self._encoder = msgspec.json.Encoder()
 
     def write(self, records: Iterable[DeadLetterRecord]) -> int:
@@ -86,22 +90,12 @@ class DeadLetter:
             return 0
         written = data.count(b"\n")
         with self._lock:
-            if self._fd is None:
-                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            if self.durable:
-                os.fsync(self._fd)
+            append_lines(self.path, data, durable=self.durable)
             self.count += written
         return written
 
     def close(self) -> None:
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+        """Nothing is held open between writes."""
 
 
 def read_deadletter(path: Path) -> list[dict[str, object]]:

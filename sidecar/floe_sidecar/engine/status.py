@@ -21,6 +21,7 @@ import msgspec
 from floe_core.fsutil import atomic_write
 from floe_core.layout import SpoolLayout
 from floe_core.spool import list_segments
+from floe_core.status import SidecarStatus, SinkStatus
 from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor
 from floe_sidecar.engine.deadletter import read_deadletter
 
@@ -192,8 +193,8 @@ def sidecar_pid(layout: SpoolLayout) -> int | None:
         os.close(fd)
 
 
-def spool_status(layout: SpoolLayout) -> dict[str, object]:
-    """Everything ``status`` shows, as plain data (``--json`` prints it as is)."""
+def spool_status(layout: SpoolLayout) -> SidecarStatus:
+    """Everything ``status`` shows (``--json`` prints it as is)."""
     now = time.time()
     health = read_health(layout.status)
     by_name = {s.name: s for s in health.sinks} if health else {}
@@ -205,21 +206,21 @@ def spool_status(layout: SpoolLayout) -> dict[str, object]:
         pending = count_pending(layout.spool_dir, cursor.positions)
         live = by_name.get(name)
         sinks.append(
-            {
-                "name": name,
-                "configured_in_last_run": name in by_name,
-                "delivered": cursor.delivered,
-                "pending_events": pending.lines,
-                "pending_bytes": pending.bytes,
-                "oldest_pending_age_s": None
+            SinkStatus(
+                name=name,
+                configured_in_last_run=name in by_name,
+                delivered=cursor.delivered,
+                pending_events=pending.lines,
+                pending_bytes=pending.bytes,
+                oldest_pending_age_s=None
                 if pending.oldest_at is None or pending.lines == 0
                 else round(max(0.0, now - pending.oldest_at), 3),
-                "dead_lettered": cursor.dead_lettered,
-                "last_error": live.last_error if live else None,
-                "last_error_at": live.last_error_at if live else None,
-                "consecutive_failures": live.consecutive_failures if live else 0,
-                "delivering_for_s": live.delivering_for_s if live else None,
-            }
+                dead_lettered=cursor.dead_lettered,
+                last_error=live.last_error if live else None,
+                last_error_at=live.last_error_at if live else None,
+                consecutive_failures=live.consecutive_failures if live else 0,
+                delivering_for_s=live.delivering_for_s if live else None,
+            )
         )
     segments = list_segments(layout.spool_dir)
     size = 0
@@ -229,18 +230,18 @@ def spool_status(layout: SpoolLayout) -> dict[str, object]:
         except FileNotFoundError:
             continue
     pid = sidecar_pid(layout)
-    return {
-        "spool": str(layout.spool_dir),
-        "running": pid is not None,
-        "pid": pid,
-        "state": (health.state if health and pid is not None else "not running"),
-        "status_updated_s_ago": None if health is None else round(now - health.updated_at, 3),
-        "segments": len(segments),
-        "segment_bytes": size,
-        "deadletter": str(layout.deadletter),
-        "deadletter_records": len(read_deadletter(layout.deadletter)),
-        "sinks": sinks,
-    }
+    return SidecarStatus(
+        spool=str(layout.spool_dir),
+        running=pid is not None,
+        pid=pid,
+        state=health.state if health and pid is not None else "not running",
+        status_updated_s_ago=None if health is None else round(now - health.updated_at, 3),
+        segments=len(segments),
+        segment_bytes=size,
+        deadletter=str(layout.deadletter),
+        deadletter_records=len(read_deadletter(layout.deadletter)),
+        sinks=tuple(sinks),
+    )
 
 
 def _age(seconds: object) -> str:
@@ -253,32 +254,26 @@ def _age(seconds: object) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def render_status(status: dict[str, object]) -> str:
+def render_status(status: SidecarStatus) -> str:
     lines = []
-    running = (
-        f"running (pid {status['pid']}, {status['state']})" if status["running"] else "not running"
-    )
-    updated = _age(status["status_updated_s_ago"])
+    running = f"running (pid {status.pid}, {status.state})" if status.running else "not running"
+    updated = _age(status.status_updated_s_ago)
     lines.append(f"sidecar: {running}; status file updated {updated} ago")
-    lines.append(
-        f"spool: {status['spool']}: {status['segments']} segments, {status['segment_bytes']} bytes"
-    )
-    lines.append(f"dead-letter: {status['deadletter_records']} records in {status['deadletter']}")
+    lines.append(f"spool: {status.spool}: {status.segments} segments, {status.segment_bytes} bytes")
+    lines.append(f"dead-letter: {status.deadletter_records} records in {status.deadletter}")
     rows = [("SINK", "DELIVERED", "PENDING", "PENDING BYTES", "OLDEST PENDING", "LAST ERROR")]
-    sinks = status["sinks"]
-    assert isinstance(sinks, list)
-    for sink in sinks:
-        name = sink["name"] + ("" if sink["configured_in_last_run"] else " (not configured)")
-        error = sink["last_error"] or "-"
-        if sink["delivering_for_s"]:
-            error = f"deliver running for {_age(sink['delivering_for_s'])}; {error}"
+    for sink in status.sinks:
+        name = sink.name + ("" if sink.configured_in_last_run else " (not configured)")
+        error = sink.last_error or "-"
+        if sink.delivering_for_s:
+            error = f"deliver running for {_age(sink.delivering_for_s)}; {error}"
         rows.append(
             (
                 name,
-                str(sink["delivered"]),
-                str(sink["pending_events"]),
-                str(sink["pending_bytes"]),
-                _age(sink["oldest_pending_age_s"]),
+                str(sink.delivered),
+                str(sink.pending_events),
+                str(sink.pending_bytes),
+                _age(sink.oldest_pending_age_s),
                 error,
             )
         )

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from floe_core.layout import LINEAGE_FILE
+from floe_core.mappings import deep_merge
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.openlineage.naming import DEFAULT_JOB_NAMESPACE
 
@@ -37,7 +39,6 @@ __all__ = ["LineageConfig", "LineageConfigError", "resolve_lineage_config"]
 
 _ENV_PREFIX = "OPENLINEAGE__"
 _DEFAULT_ENDPOINT = "api/v1/lineage"
-EMBEDDED_FILE = Path("lineage") / "openlineage.ndjson"
 
 
 class LineageConfigError(ValueError):
@@ -70,7 +71,7 @@ def resolve_lineage_config(settings: SidecarSettings) -> LineageConfig | None:
     config: dict[str, Any] = _read_config_file(file_path) if file_path is not None else {}
     from_env = _config_from_env(env)
     if from_env:
-        config = _deep_merge(config, from_env)
+        config = deep_merge(config, from_env)
     transport = config.get("transport")
     if transport is not None and not isinstance(transport, dict):
         raise LineageConfigError(
@@ -92,7 +93,7 @@ def resolve_lineage_config(settings: SidecarSettings) -> LineageConfig | None:
         )
     if artifacts is None:
         return None
-    path = settings.local_output_dir / EMBEDDED_FILE
+    path = settings.local_output_dir / LINEAGE_FILE
     return LineageConfig(
         {"type": "file", "log_file_path": str(path), "append": True},
         namespace,
@@ -147,16 +148,6 @@ def _config_from_env(env: Mapping[str, str]) -> dict[str, Any]:
             node = child
         node[path[-1]] = value
     return config
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _api_key_auth(env: Mapping[str, str]) -> dict[str, str] | None:

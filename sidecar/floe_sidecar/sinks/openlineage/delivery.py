@@ -32,13 +32,13 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from floe_core.fsutil import append_lines
 from floe_sidecar.sinks.base import Rejection
 
 __all__ = [
@@ -213,18 +213,8 @@ class FileDelivery:
     def deliver(self, events: Sequence[bytes]) -> list[Rejection]:
         if not events:
             return []
-        data = b"".join(event + b"\n" for event in events)
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_lines(self.path, b"".join(event + b"\n" for event in events))
         except OSError as exc:
             raise DeliveryError(f"appending to {self.path}: {exc}") from exc
         return []

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import msgspec
 
 from floe_core.events import Event
+from floe_core.layout import LINEAGE_SINK
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.base import Rejection
 from floe_sidecar.sinks.openlineage.config import LineageConfig, resolve_lineage_config
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class OpenLineageSink:
-    name = "openlineage"
+    name = LINEAGE_SINK
 
     def __init__(self, delivery: Delivery, namespace: str, *, max_batch: int = 200) -> None:
         self.delivery = delivery

@@ -30,6 +30,7 @@ from floe_core.events import (
     Relation,
     RunFinished,
 )
+from floe_core.outcome import NodeOutcome, node_outcome
 from floe_sidecar.sinks.openlineage import facets
 from floe_sidecar.sinks.openlineage.columns import output_columns
 from floe_sidecar.sinks.openlineage.naming import (
@@ -49,11 +50,16 @@ __all__ = ["RunEvent", "translate_event"]
 #: An OpenLineage RunEvent as a JSON-ready dict.
 RunEvent = dict[str, Any]
 
-_FAILED = frozenset({"error", "fail", "runtime error"})
-_SKIPPED = frozenset({"skipped"})
 # Materializations whose rows_affected counts the rows written (a view writes none).
 _ROW_WRITING = frozenset({"table", "incremental", "seed", "snapshot", "microbatch"})
 _JOB_TYPES = {"model": "MODEL", "seed": "SEED", "snapshot": "SNAPSHOT", "test": "TEST"}
+# A finished node's outcome -> its run's final state (a node dbt skipped never ran: ABORT).
+_NODE_STATES: dict[NodeOutcome, str] = {
+    "success": "COMPLETE",
+    "failure": "FAIL",
+    "error": "FAIL",
+    "skipped": "ABORT",
+}
 
 
 def translate_event(event: Event, namespace: str = DEFAULT_JOB_NAMESPACE) -> list[RunEvent]:
@@ -200,12 +206,7 @@ def _invocation_event(
 
 
 def _node_finished(event: NodeFinished, namespace: str) -> RunEvent:
-    if event.status in _FAILED:
-        state = "FAIL"
-    elif event.status in _SKIPPED:
-        state = "ABORT"
-    else:  # success, pass, warn, no-op, partial success...
-        state = "COMPLETE"
+    state = _NODE_STATES[node_outcome(event.status, event.error)]
     return _node_event(
         event.invocation,
         event.node,

@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from opentelemetry.util.re import parse_env_headers
 
+from floe_core.layout import TRACES_FILE
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.otel.translate import ENVIRONMENT_ATTRIBUTE
 
@@ -54,7 +55,6 @@ Compression = Literal["none", "gzip", "deflate"]
 DEFAULT_SERVICE_NAME: Final = "floe"
 DEFAULT_TIMEOUT_S: Final = 5.0
 DEFAULT_MAX_BATCH: Final = 512
-TRACES_FILE_NAME: Final = "otlp-traces.jsonl"
 _GRPC_PORT: Final = 4317
 _HTTP_TRACES_PATH: Final = "/v1/traces"
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
@@ -134,7 +134,7 @@ def resolve_trace_config(settings: SidecarSettings) -> TraceConfig | None:
     resource = _resource(settings)
     max_batch = _max_batch(env)
     if not (signal_endpoint or base_endpoint):
-        path = settings.local_output_dir / "traces" / TRACES_FILE_NAME
+        path = settings.local_output_dir / TRACES_FILE
         return TraceConfig(export=FileExport(path=path), resource=resource, max_batch=max_batch)
     export = _otlp(env, signal_endpoint, base_endpoint)
     return TraceConfig(export=export, resource=resource, max_batch=max_batch)

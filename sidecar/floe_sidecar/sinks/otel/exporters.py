@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from floe_core.fsutil import append_lines
 from floe_sidecar.sinks.otel.config import FileExport, OtlpExport, TraceConfig
 
 __all__ = ["OtlpJsonLinesExporter", "build_exporter", "otlp_json"]
@@ -128,20 +128,7 @@ class OtlpJsonLinesExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         line = otlp_json(encode_spans(spans)) + "\n"
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                data = line.encode()
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    # A crash cut the last line short: keep it on a line of its own.
-                    data = b"\n" + data
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_lines(self.path, line.encode())
         except OSError as exc:
             logger.error("cannot write traces to %s: %s", self.path, exc)
             return SpanExportResult.FAILURE

@@ -22,6 +22,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from floe_core.events import Event
+from floe_core.layout import TRACES_SINK
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.base import Rejection
 from floe_sidecar.sinks.otel.config import FileExport, TraceConfig, resolve_trace_config
@@ -30,7 +31,6 @@ from floe_sidecar.sinks.otel.translate import SpanRecord, SpanTranslator
 
 __all__ = ["TraceExportError", "TraceSink", "build_trace_sink", "to_readable_span"]
 
-SINK_NAME: Final = "otel"
 
 try:
     _FLOE_VERSION: str | None = version("floe")
@@ -135,7 +135,7 @@ for _name in ("opentelemetry.exporter", "floe_sidecar.sinks.otel.exporters"):
 class TraceSink:
     """Sink protocol implementation for OpenTelemetry traces (see ``sinks/base.py``)."""
 
-    name: str = SINK_NAME
+    name: str = TRACES_SINK
 
     def __init__(self, config: TraceConfig, exporter: SpanExporter | None = None) -> None:
         self.config = config

@@ -39,6 +39,7 @@ from floe_core.events import (
     Relation,
     RunFinished,
 )
+from floe_core.outcome import NodeOutcome, node_outcome
 
 __all__ = [
     "AttributeValue",
@@ -142,24 +143,18 @@ def _relation_name(relation: Relation) -> str:
     return ".".join(p for p in (relation.database, relation.schema, relation.identifier) if p)
 
 
-# dbt's final node status -> (cicd.pipeline.task.run.result, span status, error.type).
-_NODE_OUTCOMES: Final[dict[str, tuple[str, StatusCode, str | None]]] = {
+# A finished node's outcome -> (cicd.pipeline.task.run.result, span status, error.type).
+# A warning is a success; dbt.status keeps the warning.
+_NODE_OUTCOMES: Final[dict[NodeOutcome, tuple[str, StatusCode, str | None]]] = {
     "success": ("success", "ok", None),
-    "pass": ("success", "ok", None),
-    "warn": ("success", "ok", None),  # dbt.status keeps the warning
-    "fail": ("failure", "error", ERROR_TEST_FAILURE),
+    "failure": ("failure", "error", ERROR_TEST_FAILURE),
     "error": ("error", "error", ERROR_NODE),
-    "runtime error": ("error", "error", ERROR_NODE),
     "skipped": ("skip", "unset", None),  # not run because something upstream failed
 }
 
 
 def _node_outcome(event: NodeFinished) -> tuple[str, StatusCode, str | None]:
-    outcome = _NODE_OUTCOMES.get(event.status.lower())
-    if outcome is not None:
-        return outcome
-    # A status this version does not know: an error text decides, so a failure is never OK.
-    return ("error", "error", ERROR_NODE) if event.error else ("success", "ok", None)
+    return _NODE_OUTCOMES[node_outcome(event.status, event.error)]
 
 
 def _status_message(text: str | None) -> str | None:
