@@ -15,6 +15,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, Definitions
 from dagster_dbt import DagsterDbtTranslatorSettings, dbt_assets
 
 from floe_core.artifacts import CompiledArtifacts
+from floe_core.errors import ArtifactsError
 from floe_dagster.manifest import ManifestIndex, dbt_executable, load_manifest
 from floe_dagster.resource import FloeDbtResource
 from floe_dagster.step import StepPlan, run_dbt_step
@@ -80,7 +81,7 @@ def build_definitions(
     message gives the command that writes it.
     """
     if not Path(artifacts.dbt_project_path).is_dir():
-        raise FileNotFoundError(
+        raise ArtifactsError(
             f"dbt project not found: {artifacts.dbt_project_path} (from {artifacts.source_path}); "
             "re-run `floe compile`"
         )

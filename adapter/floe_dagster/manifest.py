@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from floe_core.artifacts import CompiledArtifacts
+from floe_core.errors import ManifestError, ManifestNotFoundError
 from floe_core.events import Column, Node, Relation, TestTarget
 from floe_dbt.compile import column_classification
 
@@ -38,10 +39,6 @@ __all__ = [
 DATASET_TYPES = frozenset({"model", "seed", "snapshot"})
 
 AssetKeyFn = Callable[[Mapping[str, Any]], tuple[str, ...]]
-
-
-class ManifestNotFoundError(FileNotFoundError):
-    """The dbt manifest does not exist yet: the message says which command writes it."""
 
 
 def dbt_executable() -> str:
@@ -70,18 +67,20 @@ def parse_command(artifacts: CompiledArtifacts, executable: str = "dbt") -> list
 
 
 def parse_project(artifacts: CompiledArtifacts) -> Path:
-    """Run ``dbt parse`` for ``artifacts``; returns the manifest path. Raises with dbt's output."""
+    """Run ``dbt parse`` for ``artifacts``; returns the manifest path. Raises
+    :class:`~floe_core.errors.ManifestError` with dbt's output."""
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    result = subprocess.run(
-        parse_command(artifacts, dbt_executable()),
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    command = parse_command(artifacts, dbt_executable())
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    except OSError as exc:
+        raise ManifestError(
+            f"cannot run `{command[0]}` to write the dbt manifest ({exc.strerror or exc}); "
+            "install dbt-core and your adapter next to floe"
+        ) from None
     manifest = Path(artifacts.dbt_manifest_path)
     if result.returncode != 0 or not manifest.is_file():
-        raise RuntimeError(
+        raise ManifestError(
             f"`dbt parse` failed for {artifacts.dbt_project_path} "
             f"(exit {result.returncode}):\n{result.stdout[-4000:]}{result.stderr[-4000:]}"
         )
@@ -106,12 +105,12 @@ def load_manifest(artifacts: CompiledArtifacts) -> dict[str, Any]:
     try:
         manifest = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
-        raise ValueError(
+        raise ManifestError(
             f"{path}: not a valid dbt manifest ({exc}); re-create it with "
             f"`{' '.join(parse_command(artifacts))}`"
         ) from exc
     if not isinstance(manifest, dict) or "nodes" not in manifest:
-        raise ValueError(f"{path}: not a dbt manifest (no `nodes`)")
+        raise ManifestError(f"{path}: not a dbt manifest (no `nodes`)")
     return manifest
 
 

@@ -15,13 +15,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from floe_core.artifacts import CompiledArtifacts
+from floe_core.errors import SelectionError
 from floe_dagster.progress import RunTally, RunWatcher
 
 __all__ = ["Materialization", "SelectionError", "plan_materialization", "selected_keys"]
-
-
-class SelectionError(ValueError):
-    """``--select`` matched nothing."""
 
 
 @dataclass(frozen=True)

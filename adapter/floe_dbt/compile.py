@@ -29,6 +29,7 @@ from floe_core.artifacts import (
     TransformArtifacts,
 )
 from floe_core.config import FloeConfig, load_config
+from floe_core.errors import ArtifactsError
 from floe_core.fsutil import atomic_write
 from floe_core.layout import ARTIFACTS_FILE, FLOE_DIR, PROFILES_DIR, PROFILES_FILE
 from floe_dbt.profiles import build_output, ensure_local_dirs, render_profiles_yml
@@ -68,11 +69,18 @@ def compile_floe(
     config = load_config(path, env)
     artifacts = build_artifacts(config, output_dir, profiles_dir)
     out = Path(artifacts.dbt_profiles_path)
-    _private_dir(Path(output_dir).resolve())
-    _private_dir(out)
-    atomic_write(out / PROFILES_FILE, _profiles_text(artifacts).encode())
-    atomic_write(Path(output_dir).resolve() / ARTIFACTS_FILE, artifacts_json(artifacts))
-    ensure_local_dirs(artifacts.compute.target, artifacts.compute.properties)
+    try:
+        _private_dir(Path(output_dir).resolve())
+        _private_dir(out)
+        atomic_write(out / PROFILES_FILE, _profiles_text(artifacts).encode())
+        atomic_write(Path(output_dir).resolve() / ARTIFACTS_FILE, artifacts_json(artifacts))
+        ensure_local_dirs(artifacts.compute.target, artifacts.compute.properties)
+    except OSError as exc:
+        where = exc.filename or output_dir
+        raise ArtifactsError(
+            f"{where}: cannot write what floe compile generates ({exc.strerror or exc}); "
+            "choose a writable --output-dir"
+        ) from None
     return artifacts
 
 

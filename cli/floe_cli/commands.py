@@ -14,8 +14,7 @@ from pathlib import Path
 
 from floe_cli.args import add_config_path, add_environment, non_negative_seconds, tcp_port
 from floe_cli.display import show_path
-from floe_cli.errors import CliError
-from floe_core.config import FloeConfigError, config_schema_json
+from floe_core.config import config_schema_json
 from floe_core.layout import ARTIFACTS_FILE, FLOE_DIR, LINEAGE_FILE, PROFILES_DIR, TRACES_FILE
 
 __all__ = ["COMMANDS", "Command"]
@@ -32,18 +31,6 @@ class Command:
 def _project_args(parser: argparse.ArgumentParser) -> None:
     add_config_path(parser)
     add_environment(parser, "run")
-
-
-def _usage_errors(action: Callable[[], int]) -> int:
-    """Turn a failed preparation into the one-message error the CLI prints."""
-    try:
-        return action()
-    except RuntimeError as exc:  # `dbt parse` failed: its output is in the message
-        raise CliError(str(exc)) from None
-    except ValueError as exc:
-        if isinstance(exc, FloeConfigError):
-            raise
-        raise CliError(str(exc)) from None
 
 
 # --- floe compile / validate / schema --------------------------------------------------------
@@ -116,13 +103,10 @@ def _run_schema(args: argparse.Namespace) -> int:
 def _run_prepare(args: argparse.Namespace) -> int:
     from floe_cli.prepare import prepare
 
-    def action() -> int:
-        prepared = prepare(args.path, args.env)
-        for line in prepared.actions or ("already prepared: nothing to do",):
-            print(f"floe prepare: {line}")
-        return 0
-
-    return _usage_errors(action)
+    prepared = prepare(args.path, args.env)
+    for line in prepared.actions or ("already prepared: nothing to do",):
+        print(f"floe prepare: {line}")
+    return 0
 
 
 # --- floe run --------------------------------------------------------------------------------
@@ -152,7 +136,7 @@ def _run_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         path=args.path, env=args.env, select=args.select, exclude=args.exclude, wait_s=args.wait
     )
-    return _usage_errors(lambda: floe_run(options).exit_code)
+    return floe_run(options).exit_code
 
 
 # --- floe dev --------------------------------------------------------------------------------
@@ -172,7 +156,7 @@ def _run_dev(args: argparse.Namespace) -> int:
     from floe_cli.dev import DevOptions, floe_dev
 
     options = DevOptions(path=args.path, env=args.env, host=args.host, port=args.port)
-    return _usage_errors(lambda: floe_dev(options))
+    return floe_dev(options)
 
 
 # --- floe show -------------------------------------------------------------------------------
@@ -192,17 +176,14 @@ def _configure_show(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from floe_cli.show import NothingToShow, show_lineage, show_traces
+    from floe_cli.show import show_lineage, show_traces
     from floe_core.layout import ProjectPaths
 
     paths = ProjectPaths.find(args.path)
-    try:
-        if args.what == "lineage":
-            show_lineage(args.file or paths.lineage_file, args.run, sys.stdout)
-        else:
-            show_traces(args.file or paths.traces_file, args.run, sys.stdout)
-    except NothingToShow as exc:
-        raise CliError(str(exc)) from None
+    if args.what == "lineage":
+        show_lineage(args.file or paths.lineage_file, args.run, sys.stdout)
+    else:
+        show_traces(args.file or paths.traces_file, args.run, sys.stdout)
     return 0
 
 

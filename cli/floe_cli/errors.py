@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from floe_core.errors import UsageError
+
 __all__ = ["CliError"]
 
 
-class CliError(Exception):
-    """A problem the user can fix (a selection that matches nothing, nothing to show); its
-    message is printed as is."""
+class CliError(UsageError):
+    """A problem with what the ``floe`` command was asked to do; its message is printed as is."""

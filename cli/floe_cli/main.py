@@ -1,8 +1,9 @@
 """``floe``: the parser built from :data:`floe_cli.commands.COMMANDS`, and how errors end.
 
-Errors users can fix (a bad floe.yaml, a missing file, :class:`~floe_cli.errors.CliError`)
-print one message to stderr and exit with status 2, without a traceback (``FLOE_DEBUG=1`` shows
-it).
+Errors users can fix are :class:`~floe_core.errors.FloeError` (a bad floe.yaml, missing compiled
+artifacts or manifest, a failed ``dbt parse``, a selection that matches nothing...): one message
+to stderr and exit status 2, without a traceback (``FLOE_DEBUG=1`` shows it). Anything else is a
+bug in floe and shows its traceback.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from floe_cli.commands import COMMANDS
-from floe_cli.errors import CliError
-from floe_core.config import FloeConfigError
+from floe_core.errors import FloeError
 
 __all__ = ["build_parser", "main"]
 
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args))
-    except (FloeConfigError, CliError, FileNotFoundError, PermissionError) as exc:
+    except FloeError as exc:
         if os.environ.get("FLOE_DEBUG"):
             raise
         print(f"floe {args.command}: error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from floe_core.artifacts import CompiledArtifacts, load_artifacts
 from floe_core.config import DEFAULT_CONFIG_FILE, load_config
+from floe_core.errors import ArtifactsError
 from floe_core.layout import FLOE_DIR, PROFILES_FILE, ProjectPaths
 
 __all__ = ["Prepared", "ensure_dagster_home", "prepare"]
@@ -30,7 +31,8 @@ class Prepared:
 
 
 def prepare(path: Path | str = DEFAULT_CONFIG_FILE, env: str | None = None) -> Prepared:
-    """Compile if needed, parse if needed; raise FloeConfigError / RuntimeError with the reason."""
+    """Compile if needed, parse if needed; raise a :class:`~floe_core.errors.FloeError` with the
+    reason (FloeConfigError, ManifestError, ...)."""
     from floe_dagster.manifest import parse_project
     from floe_dbt.compile import compile_floe
 
@@ -77,7 +79,7 @@ def _stale(paths: ProjectPaths, env: str | None) -> str | None:
         return "no compiled artifacts yet"
     try:
         artifacts = load_artifacts(paths.artifacts)
-    except ValueError:
+    except ArtifactsError:
         return "the compiled artifacts are from another floe version"
     try:
         source = paths.config.read_bytes()

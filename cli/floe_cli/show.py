@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from floe_core.errors import NothingToShow
+
 __all__ = [
+    "NothingToShow",
     "Span",
     "load_spans",
     "render_lineage",
@@ -26,10 +29,6 @@ __all__ = [
 
 BAR_WIDTH = 40
 NAME_WIDTH = 48
-
-
-class NothingToShow(LookupError):
-    """No file, or no run in it (the message says which and why)."""
 
 
 def _json_lines(path: Path) -> Iterator[dict[str, Any]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import msgspec
 
 from floe_cli.children import Child
+from floe_cli.errors import CliError
 from floe_core.layout import ProjectPaths
 from floe_core.status import SidecarStatus, decode_status
 
@@ -50,7 +51,10 @@ def socket_path(paths: ProjectPaths) -> Path:
     base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"floe-{os.getuid()}"
     base.mkdir(mode=0o700, exist_ok=True)
     if base.stat().st_uid != os.getuid() or base.stat().st_mode & 0o077:
-        raise PermissionError(f"{base} must be a directory owned by you with mode 0700")
+        raise CliError(
+            f"{base} must be a directory owned by you with mode 0700 (it holds the sidecar's "
+            "socket when .floe/sidecar.sock is too long a path)"
+        )
     digest = hashlib.blake2b(os.fsencode(paths.root), digest_size=6).hexdigest()
     return base / f"{digest}.sock"
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import msgspec
 
+from floe_core.errors import ArtifactsError
+
 __all__ = [
     "ARTIFACTS_VERSION",
     "ColumnClassification",
@@ -86,13 +88,15 @@ def load_artifacts(path: Path | str) -> CompiledArtifacts:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise FileNotFoundError(
+        raise ArtifactsError(
             f"{path}: compiled artifacts not found. Run `floe compile` first "
             f"(or point {ARTIFACTS_ENV} at the file)."
         ) from None
+    except OSError as exc:
+        raise ArtifactsError(f"{path}: cannot read the compiled artifacts ({exc})") from None
     try:
         return msgspec.json.decode(data, type=CompiledArtifacts)
-    except msgspec.ValidationError as exc:
-        raise ValueError(
+    except msgspec.MsgspecError as exc:
+        raise ArtifactsError(
             f"{path}: not valid compiled artifacts ({exc}). Re-run `floe compile`."
         ) from exc

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args
 import msgspec
 import yaml
 
+from floe_core.errors import FloeConfigError
 from floe_core.layout import CONFIG_FILE
 from floe_core.mappings import deep_merge
 
@@ -173,38 +174,6 @@ class FloeConfig:
         else:
             line = _line_of(text, field)
         return FloeConfigError(self.path, field, problem, line=line, **details)
-
-
-class FloeConfigError(ValueError):
-    """A floe.yaml problem, with everything needed to fix it in the message."""
-
-    def __init__(
-        self,
-        file: Path | str,
-        field: str,
-        problem: str,
-        *,
-        expected: str | None = None,
-        found: str | None = None,
-        fix: str | None = None,
-        line: int | None = None,
-    ) -> None:
-        self.file = str(file)
-        self.field = field
-        self.problem = problem
-        self.expected = expected
-        self.found = found
-        self.fix = fix
-        self.line = line
-        where = self.file if line is None else f"{self.file}:{line}"
-        parts = [f"{where}: {field or '(document)'}: {problem}"]
-        if expected is not None:
-            parts.append(f"  expected: {expected}")
-        if found is not None:
-            parts.append(f"  found:    {found}")
-        if fix is not None:
-            parts.append(f"  fix:      {fix}")
-        super().__init__("\n".join(parts))
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG_FILE, env: str | None = None) -> FloeConfig:

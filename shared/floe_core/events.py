@@ -17,6 +17,8 @@ from datetime import datetime
 
 import msgspec
 
+from floe_core.errors import EventError, UnsupportedEvent
+
 __all__ = [
     "SCHEMA_VERSION",
     "Classification",
@@ -271,14 +273,6 @@ class RunFinished(_EventBase, frozen=True, kw_only=True, tag="run_finished"):
 
 
 Event = InvocationStarted | NodeStarted | NodeFinished | InvocationFinished | RunFinished
-
-
-class EventError(ValueError):
-    """A line that is not a valid event of a schema version this reader knows."""
-
-
-class UnsupportedEvent(EventError):
-    """A well-formed event from a newer writer (future version or unknown type)."""
 
 
 _encoder = msgspec.json.Encoder()

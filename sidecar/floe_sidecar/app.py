@@ -26,6 +26,7 @@ from typing import Any
 
 import anyio
 
+from floe_core.errors import SpoolBusyError
 from floe_core.layout import SpoolLayout
 from floe_sidecar.config import EngineOptions
 from floe_sidecar.engine.badlines import BadLineLedger
@@ -76,10 +77,6 @@ def _ignore_cancelled_reader_race() -> None:
         loop.default_exception_handler(context)
 
     loop.set_exception_handler(handler)
-
-
-class SpoolBusyError(RuntimeError):
-    """Another sidecar already serves this spool."""
 
 
 @dataclass(frozen=True)

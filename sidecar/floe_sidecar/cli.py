@@ -7,7 +7,8 @@
 Defaults come from FLOE_SPOOL_DIR, FLOE_SOCKET and FLOE_ARTIFACTS.
 
 Exit codes: 0 ok (a stop by SIGTERM/SIGINT included); 1 ``--once`` left events pending (listed on
-stderr); 2 bad usage or configuration (the message names the option, file or sink); 3 ``--once``
+stderr); 2 bad usage or configuration, any :class:`~floe_core.errors.FloeError` (the message names
+the option, file or sink; anything else is a bug and shows its traceback); 3 ``--once``
 delivered everything but some lines or items went to the dead-letter file during the run.
 """
 
@@ -23,10 +24,11 @@ from typing import Any
 import anyio
 
 from floe_core.artifacts import ARTIFACTS_ENV, load_artifacts
+from floe_core.errors import FloeError, UsageError
 from floe_core.layout import DEFAULT_ARTIFACTS_PATH, DEFAULT_SPOOL_DIR, SpoolLayout
 from floe_core.status import encode_status
 from floe_core.transport import MAX_LINE_BYTES, SOCKET_ENV, SPOOL_ENV
-from floe_sidecar.app import RunReport, Sidecar, SpoolBusyError
+from floe_sidecar.app import RunReport, Sidecar
 from floe_sidecar.config import (
     EngineOptions,
     SinkConfigError,
@@ -40,7 +42,6 @@ from floe_sidecar.logs import setup_logging
 from floe_sidecar.replay import replay_files
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.base import Sink
-from floe_sidecar.sources.socket import SocketInStateError
 
 __all__ = ["main"]
 
@@ -48,10 +49,6 @@ EXIT_OK = 0
 EXIT_PENDING = 1
 EXIT_USAGE = 2
 EXIT_DEADLETTERED = 3
-
-
-class UsageError(Exception):
-    pass
 
 
 def _positive(text: str) -> float:
@@ -228,10 +225,7 @@ def _settings(args: argparse.Namespace, spool: Path) -> SidecarSettings:
     if path is None and Path(DEFAULT_ARTIFACTS_PATH).is_file():
         path = Path(DEFAULT_ARTIFACTS_PATH)
     if path is not None:
-        try:
-            artifacts = load_artifacts(path)
-        except (FileNotFoundError, ValueError) as exc:
-            raise UsageError(str(exc)) from None
+        artifacts = load_artifacts(path)
     return SidecarSettings(
         spool_dir=spool,
         socket_path=getattr(args, "socket", None),
@@ -242,10 +236,7 @@ def _settings(args: argparse.Namespace, spool: Path) -> SidecarSettings:
 
 
 def _sinks(args: argparse.Namespace, settings: SidecarSettings) -> list[Sink[Any]]:
-    try:
-        return build_sinks(settings, args.sinks, builtin=not args.no_default_sinks)
-    except SinkConfigError as exc:
-        raise UsageError(str(exc)) from None
+    return build_sinks(settings, args.sinks, builtin=not args.no_default_sinks)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -291,10 +282,7 @@ def _run(args: argparse.Namespace) -> int:
         stall_warning=args.stall_warning,
     )
     sidecar = Sidecar(options, sinks)
-    try:
-        report = anyio.run(sidecar.run)
-    except (SpoolBusyError, SocketInStateError) as exc:
-        raise UsageError(str(exc)) from None
+    report = anyio.run(sidecar.run)
     if not args.once:
         return EXIT_OK
     return _once_outcome(report)
@@ -370,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "status":
             return _status(args)
         return _run(args)
-    except UsageError as exc:
+    except FloeError as exc:  # a problem the user can fix; anything else is a bug: traceback
         print(f"floe-sidecar: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from floe_core.errors import SinkConfigError
 from floe_core.layout import LINEAGE_SINK, TRACES_SINK, check_sink_name
 from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.engine.retry import RetryPolicy
@@ -37,10 +38,6 @@ __all__ = [
     "build_sinks",
     "parse_sink_spec",
 ]
-
-
-class SinkConfigError(ValueError):
-    """A sink could not be configured; the message names the sink."""
 
 
 @dataclass(frozen=True)

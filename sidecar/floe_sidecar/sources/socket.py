@@ -31,6 +31,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
+from floe_core.errors import SocketInStateError
 from floe_core.spool import SpoolWriter
 from floe_core.transport import MAX_LINE_BYTES, format_ack
 from floe_sidecar.engine.deadletter import DeadLetter, DeadLetterRecord
@@ -42,10 +43,6 @@ __all__ = ["IntakeStats", "SocketInStateError", "SocketIntake", "bind_unix_socke
 log = logging.getLogger("floe_sidecar.intake")
 
 RECEIVE_BYTES = 64 * 1024
-
-
-class SocketInStateError(RuntimeError):
-    """The socket path is taken (another sidecar listens there, or it is not a socket)."""
 
 
 @dataclass

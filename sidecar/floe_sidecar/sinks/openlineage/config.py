@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from floe_core.errors import LineageConfigError
 from floe_core.layout import LINEAGE_FILE
 from floe_core.mappings import deep_merge
 from floe_sidecar.settings import SidecarSettings
@@ -39,10 +40,6 @@ __all__ = ["LineageConfig", "LineageConfigError", "resolve_lineage_config"]
 
 _ENV_PREFIX = "OPENLINEAGE__"
 _DEFAULT_ENDPOINT = "api/v1/lineage"
-
-
-class LineageConfigError(ValueError):
-    """The OpenLineage configuration cannot be used; the message names the file or variable."""
 
 
 @dataclass(frozen=True)

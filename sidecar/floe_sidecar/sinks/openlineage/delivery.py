@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from floe_core.errors import DeliveryError, LineageConfigError
 from floe_core.fsutil import append_lines
 from floe_sidecar.sinks.base import Rejection
 
@@ -59,10 +60,6 @@ _REASON_CHARS = 2000
 # 4xx answers that say nothing about the event itself: retry instead of rejecting it.
 _RETRY_4XX = frozenset({401, 403, 404, 405, 407, 408, 421, 425, 429})
 _NO_BATCH = frozenset({404, 405, 501})
-
-
-class DeliveryError(RuntimeError):
-    """The batch did not get through (backend down, slow or refusing everyone); retry it."""
 
 
 class Delivery(Protocol):
@@ -99,7 +96,9 @@ class HttpDelivery:
         url = config.url.strip()
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"OpenLineage http transport: not an http(s) URL: {_redact(url)}")
+            raise LineageConfigError(
+                f"OpenLineage http transport: not an http(s) URL: {_redact(url)}"
+            )
         self.url = urljoin(url, config.endpoint)
         self.batch_url = self.url.rstrip("/") + "/batch"
         self._auth = config.auth
@@ -257,7 +256,7 @@ class KafkaDelivery:
         try:
             import confluent_kafka
         except ModuleNotFoundError:
-            raise ValueError(
+            raise LineageConfigError(
                 "the OpenLineage kafka transport needs confluent-kafka "
                 "(pip install 'openlineage-python[kafka]')"
             ) from None
@@ -356,7 +355,7 @@ class CompositeDelivery:
         name: str = "composite",
     ) -> None:
         if not children:
-            raise ValueError("OpenLineage composite transport: no child transports")
+            raise LineageConfigError("OpenLineage composite transport: no child transports")
         self.name = name
         self.children = children
         self.continue_on_failure = continue_on_failure

@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from opentelemetry.util.re import parse_env_headers
 
+from floe_core.errors import TraceConfigError
 from floe_core.layout import TRACES_FILE
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.otel.translate import ENVIRONMENT_ATTRIBUTE
@@ -58,10 +59,6 @@ DEFAULT_MAX_BATCH: Final = 512
 _GRPC_PORT: Final = 4317
 _HTTP_TRACES_PATH: Final = "/v1/traces"
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
-
-
-class TraceConfigError(ValueError):
-    """A trace setting is unusable; the message names the variable or field and the fix."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from floe_core.errors import TraceExportError
 from floe_core.events import Event
 from floe_core.layout import TRACES_SINK
 from floe_sidecar.settings import SidecarSettings
@@ -41,10 +42,6 @@ SCOPE: Final = InstrumentationScope("floe_sidecar.otel", _FLOE_VERSION)
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _KINDS: Final = {"internal": SpanKind.INTERNAL, "server": SpanKind.SERVER}
 _STATUS: Final = {"unset": StatusCode.UNSET, "ok": StatusCode.OK, "error": StatusCode.ERROR}
-
-
-class TraceExportError(RuntimeError):
-    """The endpoint did not accept a batch; the engine retries it."""
 
 
 def build_trace_sink(settings: SidecarSettings) -> TraceSink | None:
