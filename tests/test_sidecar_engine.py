@@ -28,6 +28,7 @@ from floe_sidecar.config import EngineOptions
 from floe_sidecar.engine.cursor import load_cursor
 from floe_sidecar.engine.deadletter import DeadLetter, read_deadletter
 from floe_sidecar.engine.retry import RetryPolicy
+from floe_sidecar.engine.undeliverable import Undeliverable
 from floe_sidecar.engine.wakeup import Wakeup
 from floe_sidecar.sinks.base import Rejection
 from floe_sidecar.sources.socket import SocketIntake
@@ -431,7 +432,8 @@ def test_arbitrary_bytes_on_the_socket(
     dead = DeadLetter(root / "dead.ndjson", durable=False)
 
     async def main() -> int:
-        intake = SocketIntake(sock, spool, dead, Wakeup(), max_line_bytes=limit)
+        undeliverable = Undeliverable(dead, root / "reported.json", limit)
+        intake = SocketIntake(sock, spool, undeliverable, Wakeup(), max_line_bytes=limit)
         acked = 0
         async with anyio.create_task_group() as tg:
             await tg.start(intake.serve)

@@ -16,11 +16,11 @@ from support.data import event_line
 
 from floe_core.events import Event, EventError, decode_event
 from floe_core.spool import SpoolWriter
-from floe_sidecar.engine.badlines import BadLineLedger
 from floe_sidecar.engine.cursor import load_cursor
 from floe_sidecar.engine.deadletter import DeadLetter, read_deadletter, restore_line
 from floe_sidecar.engine.pipeline import SinkPipeline
 from floe_sidecar.engine.reader import SpoolReader
+from floe_sidecar.engine.undeliverable import Undeliverable
 from floe_sidecar.sinks.base import Rejection
 
 
@@ -181,15 +181,15 @@ class Collect:
 
 def drain(spool: Path, state: Path, sinks: list[Collect], max_line: int) -> DeadLetter:
     dead = DeadLetter(state / "deadletter.ndjson", durable=False)
-    ledger = BadLineLedger(state / "reported.json", dead, max_line)
+    undeliverable = Undeliverable(dead, state / "reported.json", max_line)
     for sink in sinks:
         pipeline = SinkPipeline(
-            sink, spool, state / f"{sink.name}.json", dead, ledger, max_line_bytes=max_line
+            sink, spool, state / f"{sink.name}.json", undeliverable, max_line_bytes=max_line
         )
         while (batch := pipeline.prepare()) is not None:
             pipeline.deliver(batch)
         pipeline.save_if_dirty()
-    ledger.save_if_dirty()
+    undeliverable.save_if_dirty()
     return dead
 
 

@@ -29,7 +29,6 @@ import anyio
 from floe_core.errors import SpoolBusyError
 from floe_core.layout import SpoolLayout
 from floe_sidecar.config import EngineOptions
-from floe_sidecar.engine.badlines import BadLineLedger
 from floe_sidecar.engine.deadletter import DeadLetter
 from floe_sidecar.engine.pipeline import SinkPipeline
 from floe_sidecar.engine.retention import retire_segments
@@ -42,6 +41,7 @@ from floe_sidecar.engine.status import (
     pending_bytes,
     write_health,
 )
+from floe_sidecar.engine.undeliverable import Undeliverable
 from floe_sidecar.engine.wakeup import Wakeup
 from floe_sidecar.sinks.base import Sink
 from floe_sidecar.sources.socket import SocketIntake
@@ -110,7 +110,7 @@ class Sidecar:
         self.report = RunReport()
         self.deadletter: DeadLetter | None = None
         self.runners: list[SinkRunner] = []
-        self.ledger: BadLineLedger | None = None
+        self.undeliverable: Undeliverable | None = None
         self.intake: SocketIntake | None = None
         self._lock_fd: int | None = None
         self._stop_requested = False
@@ -134,7 +134,10 @@ class Sidecar:
         options = self.options
         self.layout.ensure()
         self.deadletter = DeadLetter(self.layout.deadletter)
-        self._build_consumers(self.deadletter)
+        self.undeliverable = Undeliverable(
+            self.deadletter, self.layout.reported, options.max_line_bytes
+        )
+        self._build_consumers(self.undeliverable)
         if self.intake is not None:
             self.intake.bind()
         self._draining = anyio.Event()
@@ -170,17 +173,15 @@ class Sidecar:
         finally:
             await self._finish()
 
-    def _build_consumers(self, deadletter: DeadLetter) -> None:
+    def _build_consumers(self, undeliverable: Undeliverable) -> None:
         options = self.options
         layout = self.layout
-        self.ledger = ledger = BadLineLedger(layout.reported, deadletter, options.max_line_bytes)
         for sink in self.sinks:
             pipeline = SinkPipeline(
                 sink,
                 options.spool_dir,
                 layout.cursor(sink.name),
-                deadletter,
-                ledger,
+                undeliverable,
                 max_line_bytes=options.max_line_bytes,
                 linger=options.linger,
             )
@@ -197,7 +198,7 @@ class Sidecar:
             self.intake = SocketIntake(
                 options.socket_path,
                 options.spool_dir,
-                deadletter,
+                undeliverable,
                 self.wakeup,
                 group=options.socket_group,
                 max_line_bytes=options.max_line_bytes,
@@ -299,9 +300,9 @@ class Sidecar:
         retired = retire_segments(
             self.options.spool_dir, positions, archive_dir=self.options.archive_dir
         )
-        if self.ledger is not None:
-            self.ledger.forget(retired)
-            self.ledger.save_if_dirty()
+        if self.undeliverable is not None:
+            self.undeliverable.forget(retired)
+            self.undeliverable.save_if_dirty()
         return retired
 
     async def _finish(self) -> None:
@@ -313,11 +314,11 @@ class Sidecar:
                     runner.pipeline.save_if_dirty()
                 except OSError as exc:
                     log.error("cannot save cursor", extra={"sink": runner.name, "error": str(exc)})
-            if self.ledger is not None:
+            if self.undeliverable is not None:
                 try:
-                    self.ledger.save_if_dirty()
+                    self.undeliverable.save_if_dirty()
                 except OSError as exc:
-                    log.error("cannot save the bad-line ledger", extra={"error": str(exc)})
+                    log.error("cannot save the dead-letter marks", extra={"error": str(exc)})
             try:
                 self._retire()
             except OSError as exc:

@@ -45,7 +45,7 @@ class SegmentPosition(msgspec.Struct, kw_only=True):
 
 class Cursor(msgspec.Struct, kw_only=True):
     version: int = CURSOR_VERSION
-    owner: str  # sink name, or "reported" (the bad-line ledger)
+    owner: str  # sink name, or "reported" (how far bad lines are dead-lettered)
     positions: dict[str, SegmentPosition] = {}
     delivered: int = 0  # items delivered over the cursor's whole life
     dead_lettered: int = 0

@@ -1,13 +1,14 @@
 """The synchronous half of one sink: read, decode, translate, batch, and commit its cursor.
 
-Everything here runs on the sink's own worker thread (:mod:`floe_sidecar.engine.worker`), so neither
-decoding nor translation ever stalls the event loop that serves the socket. The async half
+Everything here runs on the sink's own worker thread (:mod:`floe_sidecar.engine.worker`), so
+neither decoding nor translation ever stalls the event loop that serves the socket. The async half
 (:mod:`floe_sidecar.engine.runner`) decides when to call what: retries, backoff, wake-ups, shutdown.
 
-Each line is decoded once per sink; lines that do not decode, or are too long, are handed to the
-shared :class:`~floe_sidecar.engine.badlines.BadLineLedger`, which dead-letters each of them once
-whatever the number of sinks. Events become the sink's items; items are delivered in batches of at
-most ``max_batch``; the cursor is saved (atomically, durably) only after ``deliver`` returned.
+Whatever cannot be delivered (a line that is not an event, an event translate raised on, an item
+the endpoint refused, a batch given up on) is handed to the one owner of such lines,
+:class:`~floe_sidecar.engine.undeliverable.Undeliverable`, which dead-letters it before the cursor
+moves past it. Events become the sink's items; items are delivered in batches of at most
+``max_batch``; the cursor is saved (atomically, durably) only after ``deliver`` returned.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from floe_core.events import EventError, decode_event
 from floe_core.transport import MAX_LINE_BYTES
-from floe_sidecar.engine.badlines import BadLineLedger, Problem
 from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
-from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES, DeadLetter, DeadLetterRecord
 from floe_sidecar.engine.reader import Span, SpoolReader
+from floe_sidecar.engine.undeliverable import Undeliverable
 from floe_sidecar.sinks.base import Rejection, Sink
 
 __all__ = ["Batch", "SinkPipeline"]
@@ -51,8 +50,7 @@ class SinkPipeline:
         sink: Sink[Any],
         spool_dir: Path,
         cursor_path: Path,
-        deadletter: DeadLetter,
-        ledger: BadLineLedger,
+        undeliverable: Undeliverable,
         *,
         max_line_bytes: int = MAX_LINE_BYTES,
         linger: float = 0.0,
@@ -61,8 +59,7 @@ class SinkPipeline:
         self.name = sink.name
         self.max_batch = max(1, int(sink.max_batch))
         self.cursor_path = cursor_path
-        self.deadletter = deadletter
-        self.ledger = ledger
+        self.undeliverable = undeliverable
         self.max_line_bytes = max_line_bytes
         self.linger = linger
         self.cursor: Cursor = load_cursor(cursor_path, sink.name)
@@ -101,7 +98,7 @@ class SinkPipeline:
             if span.kind == "lines":
                 self._translate(span, batch)
             else:
-                self.ledger.record(span)
+                self.undeliverable.anomaly(span)
             if not batch.items:  # nothing to deliver so far: no need to hold these spans
                 self._commit_quietly(batch.spans)
                 batch.spans.clear()
@@ -111,25 +108,9 @@ class SinkPipeline:
         translate = self.sink.translate
         items = batch.items
         origins = batch.origins
-        max_line = self.max_line_bytes
-        problems: list[Problem] = []
         failed: list[tuple[int, str]] = []
-        events = 0
-        for index, line in enumerate(span.lines):
-            if len(line) > max_line:
-                reason = (
-                    f"line of {len(line)} bytes exceeds the {max_line}-byte limit; "
-                    f"only its first {min(len(line), OVERSIZED_HEAD_BYTES)} bytes are kept"
-                )
-                problems.append((index, "oversized", reason))
-                continue
-            try:
-                event = decode_event(line)
-            except EventError as exc:
-                if line.strip():  # blank lines carry nothing: skipped quietly
-                    problems.append((index, "bad_line", str(exc)))
-                continue
-            events += 1
+        events = self.undeliverable.events(span)
+        for index, event in events:
             try:
                 produced = translate(event)
             except Exception as exc:
@@ -141,30 +122,13 @@ class SinkPipeline:
             elif produced:
                 items.extend(produced)
                 origins.extend([(span, index)] * len(produced))
-        batch.events += events
-        self.ledger.record(span, problems)
+        batch.events += len(events)
         if failed:
-            self._dead_letter_translation(span, failed)
-
-    def _dead_letter_translation(self, span: Span, failed: list[tuple[int, str]]) -> None:
-        """A translation bug never loses the event: it goes to dead-letter, durably, first."""
-        offsets = span.offsets()
-        records = [
-            DeadLetterRecord(
-                kind="translate_error",
-                reason=reason,
-                segment=span.segment,
-                offset=offsets[index],
-                line=span.lines[index],
-                sink=self.name,
+            self.dead_lettered += self.undeliverable.translate_failed(span, failed, self.name)
+            log.error(
+                "translation failed; event dead-lettered",
+                extra={"sink": self.name, "count": len(failed), "error": failed[0][1]},
             )
-            for index, reason in failed
-        ]
-        self.dead_lettered += self.deadletter.write(records)
-        log.error(
-            "translation failed; event dead-lettered",
-            extra={"sink": self.name, "count": len(records), "error": records[0].reason},
-        )
 
     def deliver(self, batch: Batch) -> tuple[int, int]:
         """``deliver`` the batch and commit it: (items delivered, items rejected).
@@ -195,13 +159,15 @@ class SinkPipeline:
                 )
             indexes = [r.index for r in valid]
             kind, reasons = "rejected", [r.reason for r in valid]
-        records = [
-            self._item_record(batch, index, kind, reason)
+        refused = [
+            (index, *batch.origins[index], reason)
             for index, reason in zip(indexes, reasons, strict=True)
         ]
-        if records:
-            self.dead_lettered += self.deadletter.write(records)
-        delivered = len(batch.items) - len(records)
+        if refused:
+            self.dead_lettered += self.undeliverable.refused(
+                refused, kind=kind, batch_size=len(batch.items), sink=self.name
+            )
+        delivered = len(batch.items) - len(refused)
         with self._lock:
             cursor = self.cursor
             gone = self.reader.gone()
@@ -209,7 +175,7 @@ class SinkPipeline:
                 owner=cursor.owner,
                 positions=self._advanced(batch.spans, gone),
                 delivered=cursor.delivered + delivered,
-                dead_lettered=cursor.dead_lettered + len(records),
+                dead_lettered=cursor.dead_lettered + len(refused),
             )
             save_cursor(self.cursor_path, updated)  # if this raises, nothing moved
             self.cursor = updated
@@ -217,24 +183,13 @@ class SinkPipeline:
             self._dirty = False
         return delivered
 
-    def _item_record(self, batch: Batch, index: int, kind: str, reason: str) -> DeadLetterRecord:
-        span, line_index = batch.origins[index]
-        return DeadLetterRecord(
-            kind=kind,
-            reason=f"item {index} of a batch of {len(batch.items)}: {reason}",
-            segment=span.segment,
-            offset=span.offsets()[line_index],
-            line=span.lines[line_index],
-            sink=self.name,
-        )
-
     def close_sink(self) -> None:
         self.sink.close()
 
     # -- cursor ----------------------------------------------------------------------------
 
     def _on_reset(self, segment: str, reason: str, inode: int) -> None:
-        self.ledger.reset(segment, reason, inode)
+        self.undeliverable.segment_reset(segment, reason, inode)
         log.warning(
             "segment %s; reading it again from the start",
             reason,

@@ -1,8 +1,8 @@
 """The async half of each consumer: when to read, deliver, retry, wait, and stop.
 
 One :class:`SinkRunner` per sink runs in the sidecar's task group. Runners share nothing but the
-wake-up signal (and the bad-line ledger), so a slow, failing or hung sink never holds back
-another: its backlog simply stays in the spool, behind its own cursor.
+wake-up signal (and the owner of undeliverable lines), so a slow, failing or hung sink never holds
+back another: its backlog simply stays in the spool, behind its own cursor.
 """
 
 from __future__ import annotations

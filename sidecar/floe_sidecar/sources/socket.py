@@ -34,7 +34,7 @@ import anyio.abc
 from floe_core.errors import SocketInStateError
 from floe_core.spool import SpoolWriter
 from floe_core.transport import MAX_LINE_BYTES, format_ack
-from floe_sidecar.engine.deadletter import DeadLetter, DeadLetterRecord
+from floe_sidecar.engine.undeliverable import Undeliverable
 from floe_sidecar.engine.wakeup import Wakeup
 from floe_sidecar.sources.framing import LineFramer, LineHead
 
@@ -105,7 +105,7 @@ class SocketIntake:
         self,
         path: Path,
         spool_dir: Path,
-        deadletter: DeadLetter,
+        undeliverable: Undeliverable,
         wakeup: Wakeup,
         *,
         group: str | None = None,
@@ -115,7 +115,7 @@ class SocketIntake:
         seal_after_idle: float = 2.0,
     ) -> None:
         self.path = path
-        self.deadletter = deadletter
+        self.undeliverable = undeliverable
         self.wakeup = wakeup
         self.group = group
         self.max_line_bytes = max_line_bytes
@@ -193,25 +193,18 @@ class SocketIntake:
                 unfinished = framer.unfinished()
                 if unfinished is not None:
                     stats.fragments += 1
-                    await self._dead_letter(
-                        [self._record("fragment", "connection closed mid-line", unfinished)]
-                    )
+                    await self._dead_letter("fragment", "connection closed mid-line", unfinished)
         finally:
             stats.open_connections -= 1
 
     async def _persist(self, lines: list[bytes], oversized: list[LineHead]) -> bool:
-        if oversized:
-            self.stats.oversized += len(oversized)
+        for line in oversized:
+            self.stats.oversized += 1
             await self._dead_letter(
-                [
-                    self._record(
-                        "oversized",
-                        f"line of {o.length} bytes exceeds the {self.max_line_bytes}-byte limit; "
-                        f"only its first {len(o.head)} bytes are kept",
-                        o,
-                    )
-                    for o in oversized
-                ]
+                "oversized",
+                f"line of {line.length} bytes exceeds the {self.max_line_bytes}-byte limit; "
+                f"only its first {len(line.head)} bytes are kept",
+                line,
             )
         if lines:
             try:
@@ -231,15 +224,7 @@ class SocketIntake:
             self.wakeup.notify()
         return True
 
-    def _record(self, kind: str, reason: str, head: LineHead) -> DeadLetterRecord:
-        return DeadLetterRecord(
-            kind=kind,
-            reason=f"socket intake: {reason}",
-            segment=None,
-            offset=None,
-            line=head.head,
-            length=head.length,
+    async def _dead_letter(self, kind: str, reason: str, line: LineHead) -> None:
+        await anyio.to_thread.run_sync(
+            self.undeliverable.intake, kind, reason, line.head, line.length
         )
-
-    async def _dead_letter(self, records: list[DeadLetterRecord]) -> None:
-        await anyio.to_thread.run_sync(self.deadletter.write, records)

@@ -1,0 +1,253 @@
+"""A line that cannot be delivered: one owner, one decision.
+
+Every way a line or an item fails to reach a sink ends here, and nowhere else:
+
+* a line that is not an event (undecodable, invalid, an unknown type or a newer version), a line
+  over the size limit, or bytes that never became a line (a sealed segment or a closed socket
+  connection that ends mid-line): :meth:`Undeliverable.events`, :meth:`~Undeliverable.anomaly`,
+  :meth:`~Undeliverable.intake`;
+* an event a sink's ``translate`` raised on: :meth:`~Undeliverable.translate_failed`;
+* items an endpoint refused for good, or a batch whose retries were given up:
+  :meth:`~Undeliverable.refused`;
+* a segment truncated or replaced under the readers: :meth:`~Undeliverable.segment_reset` (a
+  note, no line).
+
+The decision is always the same: the line (or item) goes to the dead-letter file, with the
+reason and where it came from, durably, before the caller may move its cursor past it. When the
+dead-letter file cannot be written these methods raise ``OSError`` and record nothing as done,
+so the caller must not move past the line.
+
+Bad input is reported once, not once per sink: every sink decodes every line anyway (it needs the
+events), so the first sink to read a stretch of a segment dead-letters what is bad in it and sinks
+that read it later skip those lines quietly. A mark per segment (``<spool>/.sidecar/
+reported.json``) says up to where every bad line has been written; sinks read each segment from
+its start, in order, so any line below the mark was seen, and reported if bad, by whichever sink
+got there first. The mark is saved durably whenever it moves past a bad line (after the record is
+on disk) and lazily otherwise: after a crash, re-checking good lines reports nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from floe_core.events import Event, EventError, decode_event
+from floe_sidecar.engine.cursor import SegmentPosition, load_cursor, save_cursor
+from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES, DeadLetter, DeadLetterRecord
+from floe_sidecar.engine.reader import Span
+
+__all__ = ["Problem", "Undeliverable"]
+
+#: (index of the line in its span, dead-letter kind, reason)
+Problem = tuple[int, str, str]
+
+
+class Undeliverable:
+    """The one owner of lines and items that cannot be delivered (see the module docstring).
+
+    Thread-safe: every sink's worker thread and the socket intake use the same instance.
+    """
+
+    def __init__(self, deadletter: DeadLetter, reported_path: Path, max_line_bytes: int) -> None:
+        self.deadletter = deadletter
+        self.path = reported_path
+        self.max_line_bytes = max_line_bytes
+        self.cursor = load_cursor(reported_path, "reported")
+        self.reported = 0  # bad-line records (and notes) written by this process
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._noted: set[tuple[str, int, str]] = set()
+
+    @property
+    def written(self) -> int:
+        """Every record this process wrote to the dead-letter file."""
+        return self.deadletter.count
+
+    # -- lines read from the spool -----------------------------------------------------------
+
+    def events(self, span: Span) -> list[tuple[int, Event]]:
+        """The events in a span of lines, each with its index in the span.
+
+        Every other line (over the size limit, not a valid event) is dead-lettered before this
+        returns, once whatever the number of sinks; blank lines carry nothing and are skipped.
+        """
+        events: list[tuple[int, Event]] = []
+        problems: list[Problem] = []
+        limit = self.max_line_bytes
+        for index, line in enumerate(span.lines):
+            if len(line) > limit:
+                reason = (
+                    f"line of {len(line)} bytes exceeds the {limit}-byte limit; "
+                    f"only its first {min(len(line), OVERSIZED_HEAD_BYTES)} bytes are kept"
+                )
+                problems.append((index, "oversized", reason))
+                continue
+            try:
+                events.append((index, decode_event(line)))
+            except EventError as exc:
+                if line.strip():
+                    problems.append((index, "bad_line", str(exc)))
+        self._report(span, problems)
+        return events
+
+    def anomaly(self, span: Span) -> None:
+        """An oversized line or a fragment the reader returned instead of lines."""
+        self._report(span, ())
+
+    def _report(self, span: Span, problems: Sequence[Problem]) -> int:
+        """``span`` has been read by a sink, with these bad lines; dead-letter the new ones."""
+        with self._lock:
+            position = self.cursor.positions.get(span.segment)
+            mark = 0
+            if position is not None and (position.ino, position.dev) == (span.ino, span.dev):
+                mark = position.offset
+            if span.end <= mark:
+                return 0
+            records = self._records(span, problems, mark)
+            if records:
+                self.deadletter.write(records)  # durable before the mark moves past them
+            self.cursor.positions[span.segment] = span.position()
+            if records:
+                self.reported += len(records)
+                self.cursor.dead_lettered += len(records)
+                save_cursor(self.path, self.cursor)
+                self._dirty = False
+            else:
+                self._dirty = True
+            return len(records)
+
+    def _records(
+        self, span: Span, problems: Sequence[Problem], mark: int
+    ) -> list[DeadLetterRecord]:
+        if span.kind == "oversized":
+            if span.start < mark:
+                return []
+            reason = (
+                f"line of {span.length} bytes exceeds the {self.max_line_bytes}-byte limit; "
+                f"only its first {len(span.head)} bytes are kept"
+            )
+            return [_record(span, "oversized", reason, span.start, span.head, span.length)]
+        if span.kind == "fragment":
+            if span.start < mark:
+                return []
+            reason = "the segment is sealed but ends in the middle of a line"
+            return [_record(span, "fragment", reason, span.start, span.head, None)]
+        if not problems:
+            return []
+        offsets = span.offsets()
+        records = []
+        for index, kind, reason in problems:
+            if offsets[index] >= mark:
+                line = span.lines[index]
+                if kind == "oversized":
+                    head, length = line[:OVERSIZED_HEAD_BYTES], len(line)
+                else:
+                    head, length = line, None
+                records.append(_record(span, kind, reason, offsets[index], head, length))
+        return records
+
+    # -- what one sink could not deliver ---------------------------------------------------
+
+    def translate_failed(self, span: Span, failed: Sequence[tuple[int, str]], sink: str) -> int:
+        """Events of ``span`` (by index) the sink's ``translate`` raised on: a translation bug
+        never loses the event. Returns the records written."""
+        offsets = span.offsets()
+        return self.deadletter.write(
+            DeadLetterRecord(
+                kind="translate_error",
+                reason=reason,
+                segment=span.segment,
+                offset=offsets[index],
+                line=span.lines[index],
+                sink=sink,
+            )
+            for index, reason in failed
+        )
+
+    def refused(
+        self,
+        items: Sequence[tuple[int, Span, int, str]],
+        *,
+        kind: str,
+        batch_size: int,
+        sink: str,
+    ) -> int:
+        """Items of one batch that will never be delivered, each as (its index in the batch, the
+        span and line index of the event it came from, reason): ``rejected`` by the endpoint, or
+        ``gave_up`` after the configured retries. Returns the records written."""
+        return self.deadletter.write(
+            DeadLetterRecord(
+                kind=kind,
+                reason=f"item {item} of a batch of {batch_size}: {reason}",
+                segment=span.segment,
+                offset=span.offsets()[line],
+                line=span.lines[line],
+                sink=sink,
+            )
+            for item, span, line, reason in items
+        )
+
+    # -- the socket intake -------------------------------------------------------------------
+
+    def intake(self, kind: str, reason: str, head: bytes, length: int) -> int:
+        """Bytes a socket connection sent that never became a spool line: an ``oversized`` line
+        (acknowledged, persisted here only) or a ``fragment`` (the connection closed mid-line)."""
+        return self.deadletter.write(
+            [
+                DeadLetterRecord(
+                    kind=kind,
+                    reason=f"socket intake: {reason}",
+                    segment=None,
+                    offset=None,
+                    line=head,
+                    length=length,
+                )
+            ]
+        )
+
+    # -- segments ----------------------------------------------------------------------------
+
+    def segment_reset(self, segment: str, reason: str, inode: int) -> None:
+        """The segment was truncated or replaced: note it in the dead-letter file (once, not per
+        sink), and report its bad lines again, since they are new."""
+        key = (segment, inode, reason.split(" ", 1)[0])
+        with self._lock:
+            self.cursor.positions.pop(segment, None)
+            self._dirty = True
+            if key in self._noted:
+                return
+            self._noted.add(key)
+            note = DeadLetterRecord(
+                kind="note",
+                reason=f"segment {reason}; read again from offset 0 (its lines may be delivered "
+                "twice, or be lost if they were cut off before delivery)",
+                segment=segment,
+                offset=0,
+            )
+            self.reported += self.deadletter.write([note])
+
+    def forget(self, segments: Iterable[str]) -> None:
+        """Retired segments need no mark."""
+        with self._lock:
+            for name in segments:
+                if self.cursor.positions.pop(name, None) is not None:
+                    self._dirty = True
+
+    def save_if_dirty(self) -> None:
+        with self._lock:
+            if self._dirty:
+                save_cursor(self.path, self.cursor)
+                self._dirty = False
+
+    def positions(self) -> dict[str, SegmentPosition]:
+        with self._lock:
+            return dict(self.cursor.positions)
+
+
+def _record(
+    span: Span, kind: str, reason: str, offset: int, line: bytes, length: int | None
+) -> DeadLetterRecord:
+    return DeadLetterRecord(
+        kind=kind, reason=reason, segment=span.segment, offset=offset, line=line, length=length
+    )
