@@ -31,7 +31,6 @@ class RunTally:
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    step_failed: bool = False
 
     @property
     def not_materialized(self) -> list[str]:
@@ -131,7 +130,6 @@ class RunWatcher:
         elif kind == DagsterEventType.STEP_START:
             self.say(f"{self._elapsed()}  dbt started ({len(self.tally.planned)} assets planned)")
         elif kind == DagsterEventType.STEP_FAILURE:
-            self.tally.step_failed = True
             error = getattr(event.event_specific_data, "error", None)
             cls_name = getattr(error, "cls_name", None) or "error"
             self.say(f"{self._elapsed()}  FAIL   step {event.step_key} failed ({cls_name})")

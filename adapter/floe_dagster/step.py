@@ -30,10 +30,9 @@ from floe_core.artifacts import CompiledArtifacts
 from floe_core.events import DagsterRun, NodeFinished, NodeStarted
 from floe_core.layout import ProjectPaths
 from floe_core.outcome import node_outcome
-from floe_core.transport import SOCKET_ENV
 from floe_dagster.column_metadata import column_metadata
 from floe_dagster.dbt_events import DbtEventBuilder, strip_ansi
-from floe_dagster.emitter import EmitStats, EventEmitter, EventSink, spool_dir_from_env
+from floe_dagster.emitter import EmitStats, EventSink, emitter_from_env
 from floe_dagster.logs import configure_logging, trace_scope, with_trace
 from floe_dagster.manifest import ManifestIndex
 from floe_dagster.resource import FloeDbtCliInvocation, FloeDbtResource
@@ -196,10 +195,7 @@ def _observer(context: AssetExecutionContext, plan: StepPlan, run_id: str) -> _O
             attributes=artifacts.observability.attributes,
             command=plan.dbt_args,
         )
-        emitter = EventEmitter(
-            spool_dir_from_env(os.environ, plan.default_spool_dir),
-            os.environ.get(SOCKET_ENV) or None,
-        )
+        emitter = emitter_from_env(os.environ, default_spool_dir=plan.default_spool_dir)
     except Exception as exc:
         log.warning("floe events are off for this step: %s", exc, exc_info=True)
         context.log.warning(f"floe: events are off for this step: {exc}")

@@ -17,14 +17,16 @@ from pathlib import Path
 from floe_cli.sidecar import read_status
 from floe_core.status import SidecarStatus, SinkStatus
 
-__all__ = ["Delivery", "failing", "wait_for_delivery"]
+__all__ = ["DeliveryWait", "failing", "wait_for_delivery"]
 
 #: A deliver call running this long counts as a failing endpoint.
 STUCK_AFTER_S = 5.0
 
 
 @dataclass(frozen=True)
-class Delivery:
+class DeliveryWait:
+    """How waiting for the sidecar ended (not a delivery itself: the sidecar delivers)."""
+
     status: SidecarStatus | None
     complete: bool
     reason: str  # "delivered", "timeout", "endpoints failing", "sidecar stopped", "no status"
@@ -46,7 +48,7 @@ def wait_for_delivery(
     on_wait: Callable[[SidecarStatus], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> Delivery:
+) -> DeliveryWait:
     """Poll ``floe-sidecar status`` until nothing is pending, or a reason to stop waiting."""
     start = clock()
     deadline = start + timeout_s
@@ -57,22 +59,22 @@ def wait_for_delivery(
         now = clock()
         status = read_status(spool, env)
         if status is None:
-            return Delivery(None, False, "no status", now - start)
+            return DeliveryWait(None, False, "no status", now - start)
         # A fresh sidecar lists its sinks within a status interval; before that, zero pending
         # would only mean it has not looked yet.
         if status.pending_events == 0 and (status.sinks or status.segments == 0):
-            return Delivery(status, True, "delivered", now - start)
+            return DeliveryWait(status, True, "delivered", now - start)
         if not status.running:
-            return Delivery(status, False, "sidecar stopped", now - start)
+            return DeliveryWait(status, False, "sidecar stopped", now - start)
         stuck = [s for s in status.sinks if s.pending_events]
         if stuck and all(failing(s) for s in stuck):
             failing_since = now if failing_since is None else failing_since
             if now - failing_since >= give_up_failing_after_s:
-                return Delivery(status, False, "endpoints failing", now - start)
+                return DeliveryWait(status, False, "endpoints failing", now - start)
         else:
             failing_since = None
         if now >= deadline:
-            return Delivery(status, False, "timeout", now - start)
+            return DeliveryWait(status, False, "timeout", now - start)
         if not announced and on_wait is not None and now - start >= 1.0:
             announced = True
             on_wait(status)

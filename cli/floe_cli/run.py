@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from floe_cli.children import Child
-from floe_cli.delivery import Delivery, wait_for_delivery
+from floe_cli.delivery import DeliveryWait, wait_for_delivery
 from floe_cli.display import show_path
 from floe_cli.prepare import Prepared, ensure_dagster_home, prepare
 from floe_cli.sidecar import (
@@ -43,7 +43,6 @@ __all__ = ["RunOptions", "RunOutcome", "floe_run"]
 
 EXIT_OK = 0
 EXIT_PIPELINE_FAILED = 1
-EXIT_USAGE = 2
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class RunOutcome:
     run_id: str
     success: bool
     tally: RunTally
-    delivery: Delivery | None
+    delivery: DeliveryWait | None
     exit_code: int
 
 
@@ -183,7 +182,7 @@ def private_log(path: Path) -> IO[str]:
     return os.fdopen(fd, "a", encoding="utf-8")
 
 
-def _await_delivery(paths: ProjectPaths, wait_s: float, say: Callable[[str], None]) -> Delivery:
+def _await_delivery(paths: ProjectPaths, wait_s: float, say: Callable[[str], None]) -> DeliveryWait:
     def waiting(status: SidecarStatus) -> None:
         pending = ", ".join(
             f"{s.name} {s.pending_events}" for s in status.sinks if s.pending_events
@@ -202,7 +201,7 @@ def _summary(
     run_id: str,
     success: bool,
     tally: RunTally,
-    delivery: Delivery | None,
+    delivery: DeliveryWait | None,
     before: SidecarStatus | None,
     after: SidecarStatus | None,
     elapsed_s: float,

@@ -59,7 +59,6 @@ class AuthMethod:
     # Non-secret keys the user must give in compute.properties for this method
     # (each entry: alternatives, any one of which will do).
     required: tuple[tuple[str, ...], ...] = ()
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,6 @@ class TargetProfile:
     drop_method_key: frozenset[str] = frozenset()
     required: tuple[tuple[str, ...], ...] = ()  # non-secret keys every method needs
     path_keys: tuple[str, ...] = ()  # file paths: relative ones resolve against floe.yaml
-    # Non-secret keys floe takes from the environment when the user gives none.
-    env_defaults: Mapping[str, str] = field(default_factory=dict)
 
     # Picks the method from more than the selector (e.g. Spark thrift with `auth: LDAP`).
     refine: Callable[[AuthMethod, Mapping[str, Any]], AuthMethod] | None = None

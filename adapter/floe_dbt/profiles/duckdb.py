@@ -21,7 +21,7 @@ PROFILE = TargetProfile(
     target="duckdb",
     adapter_type="duckdb",
     defaults={"path": "{name}_{environment}.duckdb", "schema": "main", "threads": 4},
-    methods={"none": AuthMethod("none", description="local file, no credentials")},
+    methods={"none": AuthMethod("none")},  # a local file: no credentials
     default_method="none",
     path_keys=("path",),
     identity=_identity,

@@ -23,7 +23,7 @@ from typing import Any
 
 from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
-from floe_sidecar.engine.reader import Span, SpoolReader
+from floe_sidecar.engine.reader import SegmentSlice, SpoolReader
 from floe_sidecar.engine.undeliverable import Undeliverable
 from floe_sidecar.sinks.base import Rejection, Sink
 
@@ -37,11 +37,10 @@ class Batch:
     """Items ready for one ``deliver`` call, and where they came from."""
 
     items: list[Any] = field(default_factory=list)
-    # For each item, the span and line index of the event it was translated from.
-    origins: list[tuple[Span, int]] = field(default_factory=list)
-    spans: list[Span] = field(default_factory=list)
+    # For each item, the segment slice and line index of the event it was translated from.
+    origins: list[tuple[SegmentSlice, int]] = field(default_factory=list)
+    pieces: list[SegmentSlice] = field(default_factory=list)
     events: int = 0
-    read_at: float = 0.0  # monotonic time the first span was read
 
 
 class SinkPipeline:
@@ -79,37 +78,35 @@ class SinkPipeline:
     def prepare(self) -> Batch | None:
         """Fill a batch; None when the spool has nothing new for this sink.
 
-        Spans that yield no items (bad lines only, or events this sink ignores) are committed
+        Pieces that yield no items (bad lines only, or events this sink ignores) are committed
         on the way, so a sink that ignores most events still moves forward.
         """
         batch = Batch()
         lingered = self.linger <= 0
         while len(batch.items) < self.max_batch:
-            span = self.reader.read(self.max_batch - len(batch.items))
-            if span is None:
+            piece = self.reader.read(self.max_batch - len(batch.items))
+            if piece is None:
                 if batch.items and not lingered:
                     lingered = True
                     time.sleep(self.linger)
                     continue
                 break
-            if not batch.spans:
-                batch.read_at = time.monotonic()
-            batch.spans.append(span)
-            if span.kind == "lines":
-                self._translate(span, batch)
+            batch.pieces.append(piece)
+            if piece.kind == "lines":
+                self._translate(piece, batch)
             else:
-                self.undeliverable.anomaly(span)
-            if not batch.items:  # nothing to deliver so far: no need to hold these spans
-                self._commit_quietly(batch.spans)
-                batch.spans.clear()
+                self.undeliverable.anomaly(piece)
+            if not batch.items:  # nothing to deliver so far: no need to hold these pieces
+                self._commit_quietly(batch.pieces)
+                batch.pieces.clear()
         return batch if batch.items else None
 
-    def _translate(self, span: Span, batch: Batch) -> None:
+    def _translate(self, piece: SegmentSlice, batch: Batch) -> None:
         translate = self.sink.translate
         items = batch.items
         origins = batch.origins
         failed: list[tuple[int, str]] = []
-        events = self.undeliverable.events(span)
+        events = self.undeliverable.events(piece)
         for index, event in events:
             try:
                 produced = translate(event)
@@ -118,13 +115,13 @@ class SinkPipeline:
                 continue
             if len(produced) == 1:
                 items.append(produced[0])
-                origins.append((span, index))
+                origins.append((piece, index))
             elif produced:
                 items.extend(produced)
-                origins.extend([(span, index)] * len(produced))
+                origins.extend([(piece, index)] * len(produced))
         batch.events += len(events)
         if failed:
-            self.dead_lettered += self.undeliverable.translate_failed(span, failed, self.name)
+            self.dead_lettered += self.undeliverable.translate_failed(piece, failed, self.name)
             log.error(
                 "translation failed; event dead-lettered",
                 extra={"sink": self.name, "count": len(failed), "error": failed[0][1]},
@@ -173,7 +170,7 @@ class SinkPipeline:
             gone = self.reader.gone()
             updated = Cursor(
                 owner=cursor.owner,
-                positions=self._advanced(batch.spans, gone),
+                positions=self._advanced(batch.pieces, gone),
                 delivered=cursor.delivered + delivered,
                 dead_lettered=cursor.dead_lettered + len(refused),
             )
@@ -196,23 +193,25 @@ class SinkPipeline:
             extra={"sink": self.name, "segment": segment},
         )
 
-    def _advanced(self, spans: Sequence[Span], gone: set[str]) -> dict[str, SegmentPosition]:
+    def _advanced(
+        self, pieces: Sequence[SegmentSlice], gone: set[str]
+    ) -> dict[str, SegmentPosition]:
         positions = dict(self.cursor.positions)
-        for span in spans:
-            positions[span.segment] = span.position()
+        for piece in pieces:
+            positions[piece.segment] = piece.position()
         for name in gone:
             positions.pop(name, None)
         return positions
 
-    def _commit_quietly(self, spans: Sequence[Span]) -> None:
-        """Move past spans that had nothing to deliver, without an fsync each time.
+    def _commit_quietly(self, pieces: Sequence[SegmentSlice]) -> None:
+        """Move past pieces that had nothing to deliver, without an fsync each time.
 
         Losing such a position in a crash only means reading those lines again, and they yield
         nothing to deliver; so they are saved lazily (when idle, and at shutdown).
         """
         with self._lock:
             gone = self.reader.gone()
-            self.cursor.positions = self._advanced(spans, gone)
+            self.cursor.positions = self._advanced(pieces, gone)
             self.reader.pruned(gone)
             self._dirty = True
 

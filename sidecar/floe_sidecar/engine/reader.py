@@ -1,15 +1,16 @@
 """Reading the spool: complete lines only, from a consumer's own positions, segment by segment.
 
-Each sink owns one :class:`SpoolReader`. It reads ahead of the
-consumer's saved cursor; the consumer commits a :class:`Span`'s position only once it has dealt
-with the span (delivered it, or dead-lettered what was bad in it).
+Each sink owns one :class:`SpoolReader`. It reads ahead of the consumer's saved cursor, one
+:class:`SegmentSlice` at a time (a run of lines of one segment, not a trace span); the consumer
+commits a slice's position only once it has dealt with it (delivered it, or dead-lettered what
+was bad in it).
 
 Rules every consumer relies on:
 
 * a line is returned only once its ``\\n`` is on disk; a partial last line is left for later,
   unless the segment is sealed (its writer closed or died): then the bytes are returned once as a
-  ``fragment`` span, to be dead-lettered, and the reader moves past them;
-* a line longer than ``max_line_bytes`` is returned as an ``oversized`` span (its first
+  ``fragment`` slice, to be dead-lettered, and the reader moves past them;
+* a line longer than ``max_line_bytes`` is returned as an ``oversized`` slice (its first
   :data:`~floe_sidecar.engine.deadletter.OVERSIZED_HEAD_BYTES` bytes and its length), never
   buffered whole;
 * a segment that shrank below the position, or whose inode or first bytes changed, was truncated or
@@ -29,18 +30,19 @@ from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.engine.cursor import FINGERPRINT_BYTES, SegmentPosition, fingerprint
 from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES
 
-__all__ = ["Span", "SpoolReader"]
+__all__ = ["SegmentSlice", "SpoolReader"]
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(slots=True)
-class Span:
-    """A run of complete lines from one segment, or one anomaly (oversized line, fragment)."""
+class SegmentSlice:
+    """A run of complete lines from one segment, or one anomaly (oversized line, fragment): what
+    the reader hands out, and the position a consumer commits once it has dealt with it."""
 
     segment: str
     start: int  # offset of the first byte
-    end: int  # offset just past the span: the position to commit
+    end: int  # offset just past the slice: the position to commit
     ino: int
     dev: int
     fp: str
@@ -106,34 +108,36 @@ class SpoolReader:
     def pruned(self, names: set[str]) -> None:
         self._gone -= names
 
-    def read(self, max_lines: int) -> Span | None:
-        """The next span (at most ``max_lines`` lines), oldest segment first; None: caught up."""
+    def read(self, max_lines: int) -> SegmentSlice | None:
+        """The next slice (at most ``max_lines`` lines), oldest segment first; None: caught up."""
         if self._buffered is not None:
             return self._from_buffer(max_lines)
         for path in list_segments(self.spool_dir):
             name = path.name
             if name in self._sealed_done:
                 continue
-            span = self._read_segment(path, max_lines)
-            if span is not None:
-                return span
+            piece = self._read_segment(path, max_lines)
+            if piece is not None:
+                return piece
         self._sealed_done.intersection_update(p.name for p in list_segments(self.spool_dir))
         return None
 
     # -- internals -------------------------------------------------------------------------
 
-    def _from_buffer(self, max_lines: int) -> Span:
+    def _from_buffer(self, max_lines: int) -> SegmentSlice:
         buf = self._buffered
         assert buf is not None
         pos = self._pos[buf.segment]
         lines = buf.lines[buf.index : buf.index + max_lines]
         end = buf.offset + sum(len(line) for line in lines) + len(lines)
-        span = Span(buf.segment, buf.offset, end, pos.ino, pos.dev, pos.fp, pos.fp_len, lines)
+        piece = SegmentSlice(
+            buf.segment, buf.offset, end, pos.ino, pos.dev, pos.fp, pos.fp_len, lines
+        )
         buf.index += len(lines)
         buf.offset = end
         if buf.index >= len(buf.lines):
             self._buffered = None
-        return span
+        return piece
 
     def _reset(self, name: str, reason: str, st: os.stat_result) -> SegmentPosition:
         if self._on_reset is not None:
@@ -142,7 +146,7 @@ class SpoolReader:
         self._pos[name] = pos
         return pos
 
-    def _read_segment(self, path: Path, max_lines: int) -> Span | None:
+    def _read_segment(self, path: Path, max_lines: int) -> SegmentSlice | None:
         name = path.name
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -159,7 +163,7 @@ class SpoolReader:
             self._gone.add(name)
         self._verified.discard(name)
 
-    def _read_open_segment(self, fd: int, path: Path, max_lines: int) -> Span | None:
+    def _read_open_segment(self, fd: int, path: Path, max_lines: int) -> SegmentSlice | None:
         name = path.name
         st = os.fstat(fd)
         pos = self._pos.get(name)
@@ -200,13 +204,13 @@ class SpoolReader:
                 lines = lines[:max_lines]
                 end = offset + sum(len(line) for line in lines) + len(lines)
                 self._buffered = _Buffered(name, rest, 0, end)
-            return Span(name, offset, end, pos.ino, pos.dev, pos.fp, pos.fp_len, lines)
+            return SegmentSlice(name, offset, end, pos.ino, pos.dev, pos.fp, pos.fp_len, lines)
         if len(data) > self.max_line_bytes:
             return self._oversized(fd, path, pos, offset, data)
         # A partial last line: wait for its newline, unless nobody will ever write it.
         if is_sealed(path) and os.fstat(fd).st_size == size:
             pos.offset = size
-            return Span(
+            return SegmentSlice(
                 name,
                 offset,
                 size,
@@ -222,7 +226,7 @@ class SpoolReader:
 
     def _oversized(
         self, fd: int, path: Path, pos: SegmentPosition, offset: int, data: bytes
-    ) -> Span | None:
+    ) -> SegmentSlice | None:
         """Skip a line over the limit without holding it: find its end, keep its head."""
         scan = offset + len(data)
         while True:
@@ -240,7 +244,7 @@ class SpoolReader:
                 break
             scan += len(block)
         pos.offset = end
-        return Span(
+        return SegmentSlice(
             path.name,
             offset,
             end,

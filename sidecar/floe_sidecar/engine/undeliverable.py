@@ -35,11 +35,11 @@ from pathlib import Path
 from floe_core.events import Event, EventError, decode_event
 from floe_sidecar.engine.cursor import SegmentPosition, load_cursor, save_cursor
 from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES, DeadLetter, DeadLetterRecord
-from floe_sidecar.engine.reader import Span
+from floe_sidecar.engine.reader import SegmentSlice
 
 __all__ = ["Problem", "Undeliverable"]
 
-#: (index of the line in its span, dead-letter kind, reason)
+#: (index of the line in its slice, dead-letter kind, reason)
 Problem = tuple[int, str, str]
 
 
@@ -66,8 +66,8 @@ class Undeliverable:
 
     # -- lines read from the spool -----------------------------------------------------------
 
-    def events(self, span: Span) -> list[tuple[int, Event]]:
-        """The events in a span of lines, each with its index in the span.
+    def events(self, piece: SegmentSlice) -> list[tuple[int, Event]]:
+        """The events in a slice of a segment, each with the index of its line in the slice.
 
         Every other line (over the size limit, not a valid event) is dead-lettered before this
         returns, once whatever the number of sinks; blank lines carry nothing and are skipped.
@@ -75,7 +75,7 @@ class Undeliverable:
         events: list[tuple[int, Event]] = []
         problems: list[Problem] = []
         limit = self.max_line_bytes
-        for index, line in enumerate(span.lines):
+        for index, line in enumerate(piece.lines):
             if len(line) > limit:
                 reason = (
                     f"line of {len(line)} bytes exceeds the {limit}-byte limit; "
@@ -88,26 +88,27 @@ class Undeliverable:
             except EventError as exc:
                 if line.strip():
                     problems.append((index, "bad_line", str(exc)))
-        self._report(span, problems)
+        self._report(piece, problems)
         return events
 
-    def anomaly(self, span: Span) -> None:
+    def anomaly(self, piece: SegmentSlice) -> None:
         """An oversized line or a fragment the reader returned instead of lines."""
-        self._report(span, ())
+        self._report(piece, ())
 
-    def _report(self, span: Span, problems: Sequence[Problem]) -> int:
-        """``span`` has been read by a sink, with these bad lines; dead-letter the new ones."""
+    def _report(self, piece: SegmentSlice, problems: Sequence[Problem]) -> int:
+        """``piece`` has been read by a sink, with these bad lines; dead-letter the new ones
+        (those at or past the segment's mark)."""
         with self._lock:
-            position = self.cursor.positions.get(span.segment)
+            position = self.cursor.positions.get(piece.segment)
             mark = 0
-            if position is not None and (position.ino, position.dev) == (span.ino, span.dev):
+            if position is not None and (position.ino, position.dev) == (piece.ino, piece.dev):
                 mark = position.offset
-            if span.end <= mark:
+            if piece.end <= mark:
                 return 0
-            records = self._records(span, problems, mark)
+            records = self._records(piece, problems, mark)
             if records:
                 self.deadletter.write(records)  # durable before the mark moves past them
-            self.cursor.positions[span.segment] = span.position()
+            self.cursor.positions[piece.segment] = piece.position()
             if records:
                 self.reported += len(records)
                 self.cursor.dead_lettered += len(records)
@@ -118,48 +119,50 @@ class Undeliverable:
             return len(records)
 
     def _records(
-        self, span: Span, problems: Sequence[Problem], mark: int
+        self, piece: SegmentSlice, problems: Sequence[Problem], mark: int
     ) -> list[DeadLetterRecord]:
-        if span.kind == "oversized":
-            if span.start < mark:
+        if piece.kind == "oversized":
+            if piece.start < mark:
                 return []
             reason = (
-                f"line of {span.length} bytes exceeds the {self.max_line_bytes}-byte limit; "
-                f"only its first {len(span.head)} bytes are kept"
+                f"line of {piece.length} bytes exceeds the {self.max_line_bytes}-byte limit; "
+                f"only its first {len(piece.head)} bytes are kept"
             )
-            return [_record(span, "oversized", reason, span.start, span.head, span.length)]
-        if span.kind == "fragment":
-            if span.start < mark:
+            return [_record(piece, "oversized", reason, piece.start, piece.head, piece.length)]
+        if piece.kind == "fragment":
+            if piece.start < mark:
                 return []
             reason = "the segment is sealed but ends in the middle of a line"
-            return [_record(span, "fragment", reason, span.start, span.head, None)]
+            return [_record(piece, "fragment", reason, piece.start, piece.head, None)]
         if not problems:
             return []
-        offsets = span.offsets()
+        offsets = piece.offsets()
         records = []
         for index, kind, reason in problems:
             if offsets[index] >= mark:
-                line = span.lines[index]
+                line = piece.lines[index]
                 if kind == "oversized":
                     head, length = line[:OVERSIZED_HEAD_BYTES], len(line)
                 else:
                     head, length = line, None
-                records.append(_record(span, kind, reason, offsets[index], head, length))
+                records.append(_record(piece, kind, reason, offsets[index], head, length))
         return records
 
     # -- what one sink could not deliver ---------------------------------------------------
 
-    def translate_failed(self, span: Span, failed: Sequence[tuple[int, str]], sink: str) -> int:
-        """Events of ``span`` (by index) the sink's ``translate`` raised on: a translation bug
+    def translate_failed(
+        self, piece: SegmentSlice, failed: Sequence[tuple[int, str]], sink: str
+    ) -> int:
+        """Events of ``piece`` (by index) the sink's ``translate`` raised on: a translation bug
         never loses the event. Returns the records written."""
-        offsets = span.offsets()
+        offsets = piece.offsets()
         return self.deadletter.write(
             DeadLetterRecord(
                 kind="translate_error",
                 reason=reason,
-                segment=span.segment,
+                segment=piece.segment,
                 offset=offsets[index],
-                line=span.lines[index],
+                line=piece.lines[index],
                 sink=sink,
             )
             for index, reason in failed
@@ -167,25 +170,25 @@ class Undeliverable:
 
     def refused(
         self,
-        items: Sequence[tuple[int, Span, int, str]],
+        items: Sequence[tuple[int, SegmentSlice, int, str]],
         *,
         kind: str,
         batch_size: int,
         sink: str,
     ) -> int:
         """Items of one batch that will never be delivered, each as (its index in the batch, the
-        span and line index of the event it came from, reason): ``rejected`` by the endpoint, or
+        slice and line index of the event it came from, reason): ``rejected`` by the endpoint, or
         ``gave_up`` after the configured retries. Returns the records written."""
         return self.deadletter.write(
             DeadLetterRecord(
                 kind=kind,
                 reason=f"item {item} of a batch of {batch_size}: {reason}",
-                segment=span.segment,
-                offset=span.offsets()[line],
-                line=span.lines[line],
+                segment=piece.segment,
+                offset=piece.offsets()[line],
+                line=piece.lines[line],
                 sink=sink,
             )
-            for item, span, line, reason in items
+            for item, piece, line, reason in items
         )
 
     # -- the socket intake -------------------------------------------------------------------
@@ -246,8 +249,8 @@ class Undeliverable:
 
 
 def _record(
-    span: Span, kind: str, reason: str, offset: int, line: bytes, length: int | None
+    piece: SegmentSlice, kind: str, reason: str, offset: int, line: bytes, length: int | None
 ) -> DeadLetterRecord:
     return DeadLetterRecord(
-        kind=kind, reason=reason, segment=span.segment, offset=offset, line=line, length=length
+        kind=kind, reason=reason, segment=piece.segment, offset=offset, line=line, length=length
     )

@@ -44,13 +44,13 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "FileExport",
     "OtlpExport",
-    "Protocol",
+    "OtlpProtocol",
     "TraceConfig",
     "TraceConfigError",
     "resolve_trace_config",
 ]
 
-Protocol = Literal["grpc", "http/protobuf"]
+OtlpProtocol = Literal["grpc", "http/protobuf"]
 Compression = Literal["none", "gzip", "deflate"]
 
 DEFAULT_SERVICE_NAME: Final = "floe"
@@ -65,7 +65,7 @@ _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 class OtlpExport:
     """Export over OTLP to a collector or backend."""
 
-    protocol: Protocol
+    protocol: OtlpProtocol
     # grpc: the URL or host:port as configured; http/protobuf: the full URL of the traces path.
     endpoint: str
     insecure: bool  # grpc only: plaintext instead of TLS
@@ -186,7 +186,7 @@ def _otlp(env: Mapping[str, str], signal_endpoint: str | None, base: str | None)
     )
 
 
-def _protocol(env: Mapping[str, str], endpoint: str) -> Protocol:
+def _protocol(env: Mapping[str, str], endpoint: str) -> OtlpProtocol:
     found = _signal(env, "PROTOCOL")
     if found is None:
         return "grpc" if _port(endpoint) == _GRPC_PORT else "http/protobuf"
@@ -261,7 +261,7 @@ def _max_batch(env: Mapping[str, str]) -> int:
     return int(value)
 
 
-def _compression(env: Mapping[str, str], protocol: Protocol) -> Compression:
+def _compression(env: Mapping[str, str], protocol: OtlpProtocol) -> Compression:
     found = _signal(env, "COMPRESSION")
     if found is None:
         return "none"
