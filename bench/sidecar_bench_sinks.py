@@ -12,9 +12,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from floe_core.events import Event
-from floe_sidecar.settings import SidecarSettings
-from floe_sidecar.sinks.base import Rejection
+from floe_sidecar import Event, Rejection, SidecarSettings
 
 
 class LatencySink:

@@ -10,9 +10,7 @@ import threading
 import urllib.request
 from collections.abc import Sequence
 
-from floe_core.events import Event
-from floe_sidecar.settings import SidecarSettings
-from floe_sidecar.sinks.base import Rejection
+from floe_sidecar import Event, Rejection, SidecarSettings
 
 
 class HttpIdsSink:
