@@ -1,7 +1,7 @@
 """Column lineage: floe's engine beside openlineage-sql as dbt-ol calls it, on the corpus, and
 floe's CPU time for a generated 1,000-model project.
 
-Quality: every case of ``tests/column_lineage_corpus.py`` (hand-written truth). An *edge* is
+Quality: every case of ``tests/support/column_lineage_corpus.py`` (hand-written truth). An *edge* is
 (output column, input relation, input column) of the per-column lineage; precision and recall
 count edges against the truth. floe is called as the adapter calls it (the target's dialect and
 the upstream schemas); openlineage-sql as dbt-ol 1.54 calls it (``parse([sql])``: no dialect, no
@@ -29,7 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from column_lineage_corpus import CASES, Case, actual_edges, expected_edges  # noqa: E402
+from support.column_lineage_corpus import CASES, Case, actual_edges, expected_edges  # noqa: E402
 
 from floe_core.column_lineage import column_lineage  # noqa: E402
 from floe_core.events import Column, Relation  # noqa: E402
@@ -41,7 +41,7 @@ def truth_edges(case: Case) -> set[tuple[str, str, str]]:
 
 
 def floe_edges(case: Case) -> tuple[set[tuple[str, str, str]], set[Any]]:
-    from column_lineage_corpus import run_case
+    from support.column_lineage_corpus import run_case
 
     fields, _ = actual_edges(run_case(case))
     return {(o, t, c) for o, t, c, _ in fields}, fields
@@ -196,8 +196,7 @@ def speed(models: int, repeat: int) -> list[str]:
 def sidecar(repeat: int) -> list[str]:
     """The sidecar's cost of mapping column facets: node_finished events of the example with and
     without real columns and lineage, decoded and translated, alternating."""
-    from lineage_support import shop_events
-    from test_openlineage_columns import truth_events
+    from support.data import shop_events, truth_events
 
     from floe_core.events import decode_event, encode_event
     from floe_sidecar.sinks.openlineage import translate_event

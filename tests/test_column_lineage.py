@@ -4,7 +4,7 @@ what it does with what it cannot resolve (never raising, always saying why)."""
 from __future__ import annotations
 
 import pytest
-from column_lineage_corpus import CASES, Case, actual_edges, expected_edges, run_case
+from support.column_lineage_corpus import CASES, Case, actual_edges, expected_edges, run_case
 
 from floe_core.column_lineage import MAX_SQL_CHARS, column_lineage, sql_dialect
 from floe_core.events import Column, Relation, Transformation

@@ -3,9 +3,9 @@
 dbt builds the example for real; then, for every seed, model and the snapshot in build order,
 the warehouse's own columns (information_schema, read after dbt exited) go through
 :class:`floe_dagster.columns.RunColumns` exactly as the adapter's capture hands them over while
-dbt runs. The result must be the truth in ``shop_column_lineage``: the real columns and types,
-every edge and its type, and the classifications (the inherited ``pii`` on the downstream e-mail
-columns and nowhere else).
+dbt runs. The result must be the truth in ``support.shop_column_lineage``: the real columns and
+types, every edge and its type, and the classifications (the inherited ``pii`` on the downstream
+e-mail columns and nowhere else).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_support import copy_example, env_vars, prepare, set_prod_schema
-from column_lineage_corpus import Case, actual_edges, expected_edges
-from conftest import Postgres
-from shop_column_lineage import SHOP, ShopNode
+from support.adapter import copy_example, env_vars, prepare, set_prod_schema
+from support.column_lineage_corpus import Case, actual_edges, expected_edges
+from support.environment import Postgres
+from support.shop_column_lineage import SHOP, ShopNode
 
 from floe_core.artifacts import CompiledArtifacts
 from floe_core.events import Column, Relation

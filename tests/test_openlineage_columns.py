@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from lineage_support import LineageValidator, shop_events
-from shop_column_lineage import SHOP, ShopNode
+from support.data import shop_events, truth_events
+from support.lineage import LineageValidator
 
 from floe_core.events import (
     Classification,
@@ -21,7 +21,6 @@ from floe_core.events import (
     Event,
     FieldLineage,
     InputField,
-    Node,
     NodeFinished,
     Relation,
     Transformation,
@@ -30,97 +29,10 @@ from floe_core.events import (
 )
 from floe_sidecar.sinks.openlineage import facets, translate_event
 
-CODES = {
-    "I": ("DIRECT", "IDENTITY"),
-    "T": ("DIRECT", "TRANSFORMATION"),
-    "A": ("DIRECT", "AGGREGATION"),
-    "COND": ("INDIRECT", "CONDITIONAL"),
-    "WINDOW": ("INDIRECT", "WINDOW"),
-}
-
 
 @pytest.fixture(scope="module")
 def validator(openlineage_spec_dir: Path) -> LineageValidator:
     return LineageValidator(openlineage_spec_dir)
-
-
-def _relation(node: Node, identifier: str) -> Relation:
-    for relation in (*node.upstream, node.relation):
-        if relation is not None and relation.identifier == identifier:
-            return relation
-    raise AssertionError(f"{node.unique_id} reads no {identifier}")
-
-
-def _inputs(node: Node, edges: list[str]) -> tuple[InputField, ...]:
-    grouped: dict[tuple[str, str], list[Transformation]] = {}
-    for edge in edges:
-        source, code = edge.split()
-        table, column = source.split(".")
-        masking = code.endswith("M") and code[:-1] in CODES
-        kind, subtype = CODES.get(code[:-1] if masking else code, ("INDIRECT", code))
-        grouped.setdefault((table, column), []).append(
-            Transformation(type=kind, subtype=subtype, masking=masking)
-        )
-    return tuple(
-        InputField(relation=_relation(node, t), column=c, transformations=tuple(ts))
-        for (t, c), ts in grouped.items()
-    )
-
-
-def with_truth(event: NodeFinished, truth: ShopNode) -> NodeFinished:
-    """The event as the adapter writes it once it can ask the warehouse."""
-    node = event.node
-    described = {c.name: c.description for c in node.columns}
-    columns = []
-    for name, duckdb_type, _ in truth.columns:
-        items = tuple(
-            Classification(
-                classification=c,
-                origin=origin,
-                sources=tuple(
-                    ColumnRef(relation=_relation_anywhere(event, ref), column=ref.split(".")[1])
-                    for ref in refs
-                ),
-            )
-            for c, origin, refs in truth.classifications.get(name, [])
-        )
-        declared = next((i.classification for i in items if i.origin == "declared"), None)
-        columns.append(
-            Column(
-                name=name,
-                data_type=duckdb_type,
-                description=described.get(name),
-                classification=declared,
-                classifications=items,
-            )
-        )
-    lineage = None
-    if not truth.unique_id.startswith("seed."):
-        lineage = ColumnLineage(
-            columns=tuple(
-                FieldLineage(column=c, inputs=_inputs(node, edges))
-                for c, edges in truth.fields.items()
-            ),
-            dataset=_inputs(node, truth.dataset),
-        )
-    return msgspec.structs.replace(event, output_columns=tuple(columns), column_lineage=lineage)
-
-
-def _relation_anywhere(event: NodeFinished, ref: str) -> Relation:
-    identifier = ref.split(".")[0]
-    schema = event.invocation.connection.schema or "main"
-    suffix = "_raw" if identifier.startswith("raw_") else ""
-    return Relation(database="shop", schema=schema + suffix, identifier=identifier)
-
-
-def truth_events(**kwargs: Any) -> list[Event]:
-    truths = {t.unique_id: t for t in SHOP}
-    out: list[Event] = []
-    for event in shop_events(**kwargs):
-        if isinstance(event, NodeFinished) and event.node.unique_id in truths:
-            event = with_truth(event, truths[event.node.unique_id])
-        out.append(event)
-    return out
 
 
 def complete(lineage: list[dict[str, Any]], model: str) -> dict[str, Any]:

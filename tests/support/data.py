@@ -10,7 +10,8 @@ place to change when the contract changes. Scenarios, each with its own ids and 
   seed, models, a snapshot, a passing and a failing test, a failed model, a model skipped because
   of it and a model still running when the invocation ended;
 - the example project's run (:func:`shop_events`, :func:`shop_nodes`), as the adapter describes
-  examples/shop;
+  examples/shop, and with the real columns and column lineage the adapter adds once it can ask
+  the warehouse (:func:`truth_events`, :func:`with_truth`, from :mod:`support.shop_column_lineage`);
 - realistic node events for the benches (:func:`bench_event`, :func:`bench_lines`, about 1.3 KB
   of JSON for a finished model; :func:`span_bench_events`, one span each);
 - :func:`run_finished_events`: a batch of small events for the emitter.
@@ -26,13 +27,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from floe_core import ids
 from floe_core.artifacts import CompiledArtifacts, ComputeArtifacts, ObservabilityArtifacts
 from floe_core.events import (
+    Classification,
     Column,
+    ColumnLineage,
+    ColumnRef,
     Connection,
     DagsterRun,
     Event,
+    FieldLineage,
+    InputField,
     Invocation,
     InvocationFinished,
     InvocationStarted,
@@ -42,9 +50,11 @@ from floe_core.events import (
     Relation,
     RunFinished,
     TestTarget,
+    Transformation,
     UnfinishedNode,
     encode_event,
 )
+from support.shop_column_lineage import SHOP, ShopNode
 
 # --- compiled artifacts -------------------------------------------------------------------------
 
@@ -653,6 +663,96 @@ def shop_events(
         )
     )
     return events
+
+
+# --- the example project's run, with real columns and column lineage (column-lineage tests) --
+
+_EDGE_CODES = {
+    "I": ("DIRECT", "IDENTITY"),
+    "T": ("DIRECT", "TRANSFORMATION"),
+    "A": ("DIRECT", "AGGREGATION"),
+    "COND": ("INDIRECT", "CONDITIONAL"),
+    "WINDOW": ("INDIRECT", "WINDOW"),
+}
+
+
+def _relation(node: Node, identifier: str) -> Relation:
+    for relation in (*node.upstream, node.relation):
+        if relation is not None and relation.identifier == identifier:
+            return relation
+    raise AssertionError(f"{node.unique_id} reads no {identifier}")
+
+
+def _inputs(node: Node, edges: list[str]) -> tuple[InputField, ...]:
+    grouped: dict[tuple[str, str], list[Transformation]] = {}
+    for edge in edges:
+        source, code = edge.split()
+        table, column = source.split(".")
+        masking = code.endswith("M") and code[:-1] in _EDGE_CODES
+        kind, subtype = _EDGE_CODES.get(code[:-1] if masking else code, ("INDIRECT", code))
+        grouped.setdefault((table, column), []).append(
+            Transformation(type=kind, subtype=subtype, masking=masking)
+        )
+    return tuple(
+        InputField(relation=_relation(node, t), column=c, transformations=tuple(ts))
+        for (t, c), ts in grouped.items()
+    )
+
+
+def with_truth(event: NodeFinished, truth: ShopNode) -> NodeFinished:
+    """The event as the adapter writes it once it can ask the warehouse."""
+    node = event.node
+    described = {c.name: c.description for c in node.columns}
+    columns = []
+    for name, duckdb_type, _ in truth.columns:
+        items = tuple(
+            Classification(
+                classification=c,
+                origin=origin,
+                sources=tuple(
+                    ColumnRef(relation=_relation_anywhere(event, ref), column=ref.split(".")[1])
+                    for ref in refs
+                ),
+            )
+            for c, origin, refs in truth.classifications.get(name, [])
+        )
+        declared = next((i.classification for i in items if i.origin == "declared"), None)
+        columns.append(
+            Column(
+                name=name,
+                data_type=duckdb_type,
+                description=described.get(name),
+                classification=declared,
+                classifications=items,
+            )
+        )
+    lineage = None
+    if not truth.unique_id.startswith("seed."):
+        lineage = ColumnLineage(
+            columns=tuple(
+                FieldLineage(column=c, inputs=_inputs(node, edges))
+                for c, edges in truth.fields.items()
+            ),
+            dataset=_inputs(node, truth.dataset),
+        )
+    return msgspec.structs.replace(event, output_columns=tuple(columns), column_lineage=lineage)
+
+
+def _relation_anywhere(event: NodeFinished, ref: str) -> Relation:
+    identifier = ref.split(".")[0]
+    schema = event.invocation.connection.schema or "main"
+    suffix = "_raw" if identifier.startswith("raw_") else ""
+    return Relation(database="shop", schema=schema + suffix, identifier=identifier)
+
+
+def truth_events(**kwargs: Any) -> list[Event]:
+    truths = {t.unique_id: t for t in SHOP}
+    out: list[Event] = []
+    for event in shop_events(**kwargs):
+        if isinstance(event, NodeFinished) and event.node.unique_id in truths:
+            event = with_truth(event, truths[event.node.unique_id])
+        out.append(event)
+    return out
 
 
 # --- realistic node events (benches) -------------------------------------------------------------
