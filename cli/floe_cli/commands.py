@@ -15,7 +15,14 @@ from pathlib import Path
 from floe_cli.args import add_config_path, add_environment, non_negative_seconds, tcp_port
 from floe_cli.display import show_path
 from floe_core.config import config_schema_json
-from floe_core.layout import ARTIFACTS_FILE, FLOE_DIR, LINEAGE_FILE, PROFILES_DIR, TRACES_FILE
+from floe_core.layout import (
+    ARTIFACTS_FILE,
+    FLOE_DIR,
+    LINEAGE_FILE,
+    PAGES_DIR,
+    PROFILES_DIR,
+    TRACES_FILE,
+)
 
 __all__ = ["COMMANDS", "Command"]
 
@@ -128,15 +135,51 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         help="longest wait for the sidecar to deliver the run's events (default: 30); "
         "undelivered events stay in the spool",
     )
+    parser.add_argument(
+        "--html",
+        action="store_true",
+        help=f"write the run's page (lineage graph, columns, span waterfall) and say where "
+        f"({FLOE_DIR}/{PAGES_DIR}/run-<run id>.html)",
+    )
 
 
 def _run_run(args: argparse.Namespace) -> int:
     from floe_cli.run import RunOptions, floe_run
+    from floe_core.errors import NothingToShow
 
     options = RunOptions(
         path=args.path, env=args.env, select=args.select, exclude=args.exclude, wait_s=args.wait
     )
-    return floe_run(options).exit_code
+    outcome = floe_run(options)
+    if args.html:
+        try:
+            _write_page(args.path, outcome.run_id, None, "floe run")
+        except NothingToShow as exc:  # the run's outcome stands; say why there is no page
+            print(f"floe run: no page written: {exc}", file=sys.stderr)
+    return outcome.exit_code
+
+
+def _write_page(path: str, run_id: str | None, output: Path | None, command: str) -> None:
+    """Write a run's page and print where; :class:`RunNotFound` when there is no such run."""
+    from floe_core.layout import ProjectPaths
+    from floe_dagster.local.runpage import RunFiles, write_run_page
+
+    paths = ProjectPaths.find(path)
+    files = RunFiles(
+        lineage=paths.lineage_file,
+        traces=paths.traces_file,
+        spool=paths.spool,
+        artifacts=paths.artifacts,
+        cwd=paths.root,
+    )
+    written = write_run_page(files, run_id, output, paths.floe_dir)
+    for note in written.notes:
+        print(f"{command}: warning: {note}", file=sys.stderr)
+    model = written.model
+    print(
+        f"{command}: the page of run {model.run_id} ({len(model.datasets)} datasets, "
+        f"{len(model.spans)} spans) is at {show_path(written.path)}"
+    )
 
 
 # --- floe dev --------------------------------------------------------------------------------
@@ -162,23 +205,64 @@ def _run_dev(args: argparse.Namespace) -> int:
 # --- floe show -------------------------------------------------------------------------------
 
 
+SHOW_WHAT = ("lineage", "traces")
+
+
 def _configure_show(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "what", choices=["lineage", "traces"], help="lineage events or the span waterfall"
+        "what",
+        nargs="?",
+        metavar="{lineage,traces}",
+        help="lineage events or the span waterfall, as text (or --html: one page with both)",
     )
-    parser.add_argument("--run", help="Dagster run id (default: the latest run in the file)")
+    parser.add_argument(
+        "--run",
+        help="Dagster run id, or a unique prefix of it (default: the latest run in the files)",
+    )
     add_config_path(parser)
     parser.add_argument(
         "--file",
         type=Path,
         help=f"read this file instead of {FLOE_DIR}/{LINEAGE_FILE} or {FLOE_DIR}/{TRACES_FILE}",
     )
+    parser.add_argument(
+        "--html",
+        action="store_true",
+        help="write one self-contained HTML page of the run: lineage graph, column lineage, "
+        "span waterfall (from the local files and the spool's undelivered events)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help=f"with --html: where to write the page "
+        f"(default: {FLOE_DIR}/{PAGES_DIR}/run-<run id>.html)",
+    )
 
 
 def _run_show(args: argparse.Namespace) -> int:
+    from floe_cli.errors import CliError
     from floe_cli.show import show_lineage, show_traces
+    from floe_core.config import DEFAULT_CONFIG_FILE
     from floe_core.layout import ProjectPaths
 
+    if args.what is not None and args.what not in SHOW_WHAT:
+        if args.path != DEFAULT_CONFIG_FILE:
+            raise CliError(f"show {args.what!r}? choose from {', '.join(SHOW_WHAT)}")
+        args.what, args.path = None, args.what  # `floe show --html PATH`: the one positional
+    if args.html:
+        if args.what or args.file:
+            raise CliError(
+                "--html writes one page from all of a run's local files: drop "
+                + ("`" + args.what + "`" if args.what else "--file")
+            )
+        _write_page(args.path, args.run, args.output, "floe show")
+        return 0
+    if args.what is None:
+        raise CliError("say what to show: `floe show lineage`, `floe show traces` or `--html`")
+    if args.output is not None:
+        raise CliError("-o/--output goes with --html")
     paths = ProjectPaths.find(args.path)
     if args.what == "lineage":
         show_lineage(args.file or paths.lineage_file, args.run, sys.stdout)
@@ -223,7 +307,7 @@ COMMANDS: list[Command] = [
     ),
     Command(
         "show",
-        "a run's lineage or span waterfall from the local files under .floe/",
+        "a run's lineage or span waterfall from the local files under .floe/, or one HTML page",
         _configure_show,
         _run_show,
     ),

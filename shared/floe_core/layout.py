@@ -11,6 +11,7 @@ A project's local state lives next to its floe.yaml, under ``.floe/`` (:class:`P
       logs/                          adapter.log, sidecar.log, run-<run id>.log
       lineage/openlineage.ndjson     lineage when no endpoint is configured (embedded default)
       traces/otlp-traces.jsonl       traces when no endpoint is configured (embedded default)
+      html/run-<run id>.html         floe show --html / floe run --html: the run's page
       sidecar.sock                   the sidecar's socket (if too long: a short per-user path)
 
 The sidecar keeps its own state inside the spool, under ``<spool>/.sidecar/`` (hidden, so it is
@@ -46,6 +47,7 @@ __all__ = [
     "FLOE_DIR",
     "LINEAGE_FILE",
     "LINEAGE_SINK",
+    "PAGES_DIR",
     "PROFILES_DIR",
     "PROFILES_FILE",
     "STATE_DIR_NAME",
@@ -68,6 +70,8 @@ SOCKET_FILE = "sidecar.sock"
 #: The embedded default outputs, relative to the local output directory (``.floe``).
 LINEAGE_FILE = Path("lineage") / "openlineage.ndjson"
 TRACES_FILE = Path("traces") / "otlp-traces.jsonl"
+#: ``floe show --html`` / ``floe run --html``: one page per run, ``run-<run id>.html``.
+PAGES_DIR = "html"
 #: Relative to the working directory: where commands look when nothing else is said.
 DEFAULT_ARTIFACTS_PATH = f"{FLOE_DIR}/{ARTIFACTS_FILE}"
 DEFAULT_SPOOL_DIR = f"{FLOE_DIR}/{SPOOL_DIR}"
@@ -143,6 +147,10 @@ class ProjectPaths:
     @property
     def traces_file(self) -> Path:
         return self.floe_dir / TRACES_FILE
+
+    def page_file(self, run_id: str) -> Path:
+        """The run's HTML page (``floe show --html``)."""
+        return self.floe_dir / PAGES_DIR / f"run-{run_id}.html"
 
 
 @dataclass(frozen=True)

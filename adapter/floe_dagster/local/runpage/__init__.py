@@ -1,0 +1,60 @@
+"""One self-contained HTML page for a run: the lineage graph, column lineage, the span waterfall.
+
+``floe show --html`` and ``floe run --html`` write it from the local lineage and trace files (and
+the spool's undelivered events). Three steps, one module each: :mod:`.read` finds the run's events
+and spans on disk, :mod:`.build` turns them into one :class:`~.model.RunModel` (pure), and
+:mod:`.render` writes that model into an HTML page that loads nothing from anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from floe_core.fsutil import atomic_write
+from floe_dagster.local.runpage.build import build_run
+from floe_dagster.local.runpage.model import RunModel
+from floe_dagster.local.runpage.read import RunFiles, RunInput, RunNotFound, read_run
+from floe_dagster.local.runpage.render import render_page
+
+__all__ = [
+    "PageWritten",
+    "RunFiles",
+    "RunModel",
+    "RunNotFound",
+    "build_run",
+    "default_page_path",
+    "read_run",
+    "render_page",
+    "write_run_page",
+]
+
+
+@dataclass(frozen=True)
+class PageWritten:
+    path: Path
+    model: RunModel
+    notes: tuple[str, ...]  # what could not be read, said to the user
+
+
+def default_page_path(floe_dir: Path, run_id: str) -> Path:
+    """``.floe/html/run-<run id>.html``."""
+    return floe_dir / "html" / f"run-{run_id}.html"
+
+
+def model_of(found: RunInput) -> RunModel:
+    return build_run(
+        found.run_id, found.events, found.spans, trace_id=found.trace_id, sources=found.sources
+    )
+
+
+def write_run_page(
+    files: RunFiles, run_id: str | None, output: Path | None, floe_dir: Path
+) -> PageWritten:
+    """Read run ``run_id`` (default: the latest), build its page and write it (owner-only)."""
+    found = read_run(files, run_id)
+    model = model_of(found)
+    path = output if output is not None else default_page_path(floe_dir, model.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write(path, render_page(model).encode("utf-8"), durable=False)
+    return PageWritten(path, model, tuple(found.notes))
