@@ -8,7 +8,6 @@
   var EDGES = RUN.edges || [];
   var CEDGES = RUN.column_edges || [];
   var SPANS = RUN.spans || [];
-  var NS = 'http://www.w3.org/2000/svg';
 
   var NODE_W = 230, HEAD_H = 30, COL_H = 18, GAP_X = 110, GAP_Y = 14, PAD = 30;
   var OUTCOME_TEXT = { ok: 'ok', failed: 'failed', skipped: 'skipped',
@@ -543,7 +542,7 @@
     var t0 = Infinity, t1 = -Infinity;
     SPANS.forEach(function (s) { t0 = Math.min(t0, s.start_ns); t1 = Math.max(t1, s.end_ns); });
     var total = Math.max(t1 - t0, 1), barW = width - NAME_W - DUR_W;
-    var out = ['<svg class="wf" xmlns="' + NS + '" width="' + width + '" height="' + (SPANS.length * ROW_H + 24) + '">'];
+    var out = ['<svg class="wf" width="' + width + '" height="' + (SPANS.length * ROW_H + 24) + '">'];
     for (var q = 0; q <= 4; q++) {
       var x = NAME_W + barW * q / 4;
       out.push('<line class="axis" x1="' + x + '" x2="' + x + '" y1="0" y2="' + (SPANS.length * ROW_H + 24) + '"></line>');
