@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 from browser import chromium_path, open_browser
-from conftest import need
+from conftest import REPO_ROOT, need
 from runpage_support import (
     AFTER,
     BROKEN,
@@ -36,6 +37,9 @@ from runpage_support import (
 from floe_dagster.local.runpage import RunFiles, RunNotFound, build_run, read_run, render_page
 from floe_dagster.local.runpage.model import RunModel, SpanRow
 from floe_dagster.local.runpage.read import span_from_otlp
+
+
+ARTIFACTS = Path(os.environ.get("FLOE_TEST_ARTIFACTS") or REPO_ROOT / ".test-artifacts")
 
 
 def model() -> RunModel:
@@ -397,6 +401,9 @@ def test_selecting_a_classified_column_highlights_its_lineage_offline(
         assert sorted(column_edges) == sorted(
             [f"{STG}.email", f"{STG}.email_hash", f"{CUSTOMERS}.email"]
         )
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.screenshot(ARTIFACTS / "run-page-columns.png")
 
         # Upstream from the mart: where its inherited pii comes from.
         browser.click(f'.node[data-name="{CUSTOMERS}"] .col[data-col="email"]')

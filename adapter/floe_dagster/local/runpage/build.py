@@ -58,12 +58,16 @@ def root_run_id(event: Json) -> str | None:
     return None
 
 
+_EMPTY: dict[str, Any] = {}
+
+
 def _dict(value: Any) -> Json:
-    return value if isinstance(value, Mapping) else {}
+    # Decoded JSON holds plain dicts and lists; exact type checks are cheap, ABC checks are not.
+    return value if type(value) is dict else _EMPTY
 
 
 def _list(value: Any) -> Sequence[Any]:
-    return value if isinstance(value, list | tuple) else ()
+    return value if type(value) is list or type(value) is tuple else ()
 
 
 def _text(value: Any) -> str | None:

@@ -109,6 +109,9 @@ def render_page(model: RunModel) -> str:
     )
     title = f"floe run {model.run_id}"
     sources = "".join(f"<li>{_e(s)}</li>" for s in model.sources)
+    footer = f'<footer><p>Built by floe from:</p><ul id="sources">{sources}</ul></footer>'
+    if not model.sources:
+        footer = ""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -141,7 +144,7 @@ def render_page(model: RunModel) -> str:
         '<div id="waterfall-wrap"></div>'
         '<aside id="span-details"><p class="hint">Select a span to see its attributes.</p>'
         "</aside></div></section>"
-        f'<footer><p>Built by floe from:</p><ul id="sources">{sources}</ul></footer>'
+        f"{footer}"
         '<noscript><p class="hint">The graph and the waterfall need JavaScript; the summary '
         "above does not.</p></noscript>"
         f'<script type="application/json" id="floe-run">{page_data(model)}</script>'

@@ -15,6 +15,7 @@
 
   DS.forEach(function (d, i) {
     d.index = i;
+    d.lname = d.name.toLowerCase();
     d.columns = d.columns || [];
     d.checks = d.checks || [];
     d.depends_on = d.depends_on || [];
@@ -187,9 +188,8 @@
       out.push('<g class="' + cls + '" data-node="' + n.id + '" data-name="' + esc(d.name) +
         '" data-namespace="' + esc(d.namespace) + '" data-outcome="' + esc(d.outcome) +
         '" transform="translate(' + n.x + ',' + n.y + ')">');
-      var title = d.name + '\n' + OUTCOME_TEXT[d.outcome] + (d.job ? ' \u2014 ' + d.job : '') +
-        (d.error ? '\n\n' + d.error : '');
-      out.push('<title>' + esc(title) + '</title>');
+      // The error also shows where a custom tooltip cannot: the browser's own, on hover.
+      if (d.error) out.push('<title>' + esc(d.name + '\n' + OUTCOME_TEXT[d.outcome] + '\n\n' + d.error) + '</title>');
     } else {
       out.push('<g class="' + cls + '" data-node="' + esc(n.id) + '" data-group="' + esc(n.group) +
         '" transform="translate(' + n.x + ',' + n.y + ')"><title>' + esc(n.group + ': ' +
@@ -212,13 +212,13 @@
           var k = colClass[colKey(d.index, c.name)] || '';
           out.push('<g class="col' + k + '" data-col="' + esc(c.name) + '" transform="translate(0,' + y + ')">' +
             '<rect class="cbg" x="6" width="' + (NODE_W - 6) + '" height="' + COL_H + '"></rect>' +
-            '<text x="14" y="13">' + esc(short(c.name, 22)) + '</text>');
+            '<text x="14" y="13">' + esc(short(c.name, 19)) + '</text>');
           var tags = c.classifications.map(function (t) { return t; });
           if (tags.length) {
-            out.push('<text class="cls ' + esc(tags[0].origin) + '" x="' + (NODE_W - 60) + '" y="13" text-anchor="end">' +
-              esc(tags.map(function (t) { return t.name; }).join(',')) + '</text>');
+            out.push('<text class="cls ' + esc(tags[0].origin) + '" x="' + (NODE_W - 66) + '" y="13" text-anchor="end">' +
+              esc(short(tags.map(function (t) { return t.name; }).join(','), 7)) + '</text>');
           }
-          if (c.type) out.push('<text class="ctype" x="' + (NODE_W - 8) + '" y="13" text-anchor="end">' + esc(short(c.type, 9)) + '</text>');
+          if (c.type) out.push('<text class="ctype" x="' + (NODE_W - 8) + '" y="13" text-anchor="end">' + esc(short(c.type.toLowerCase(), 9)) + '</text>');
           out.push('</g>');
         });
       }
@@ -262,7 +262,8 @@
             '" data-source="' + esc(DS[e.source].name + '.' + e.source_field) + '" data-target="' +
             esc(DS[e.target].name + '.' + e.target_field) + '" d="' + curve(x1, y1, x2, y2) + '"></path>');
           var label = t.type + (t.subtype ? '/' + t.subtype : '') + (masking ? ' (masked)' : '');
-          labels.push('<text class="clabel" x="' + ((x1 + x2) / 2) + '" y="' + ((y1 + y2) / 2 - 3) + '" text-anchor="middle">' + esc(label) + '</text>');
+          // Each label sits by the column it feeds: target rows never share a line.
+          labels.push('<text class="clabel" x="' + (x2 - 6) + '" y="' + (y2 - 4) + '" text-anchor="end">' + esc(label) + '</text>');
         });
       });
       parts.push(labels.join(''));
@@ -279,6 +280,7 @@
   function applyView() {
     var v = state.view;
     $('viewport').setAttribute('transform', 'translate(' + v.x + ',' + v.y + ') scale(' + v.k + ')');
+    svg.classList.toggle('far', v.k < 0.3); // too small to read: boxes and edges only
   }
   function bounds(nodes) {
     var x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
@@ -296,6 +298,13 @@
     k = Math.max(k, 0.02);
     state.view = { k: k, x: (w - (b.x1 + b.x0) * k) / 2, y: (h - (b.y1 + b.y0) * k) / 2 };
     applyView();
+  }
+  // A small graph gets a shorter box: as tall as it is drawn at the width's zoom, within limits.
+  function sizeGraph() {
+    if (!graph.nodes.length) return;
+    var b = bounds(graph.nodes), w = svg.clientWidth || 800;
+    var k = Math.min(1.2, (w - 20) / (b.x1 - b.x0 + 20));
+    $('graph-wrap').style.height = Math.round(Math.min(620, Math.max(320, (b.y1 - b.y0) * k + 60))) + 'px';
   }
   function centerOn(n) {
     var w = svg.clientWidth || 800, h = svg.clientHeight || 600, k = Math.max(state.view.k, 0.8);
@@ -331,8 +340,8 @@
     for (var i = 0; i < nodes.length; i++) {
       var el = nodes[i], n = graph.byId[el.getAttribute('data-node')], hit = false;
       if (term) {
-        if (n.ds) hit = n.ds.name.toLowerCase().indexOf(term) >= 0;
-        else hit = n.members.some(function (m) { return DS[m].name.toLowerCase().indexOf(term) >= 0; });
+        if (n.ds) hit = n.ds.lname.indexOf(term) >= 0;
+        else hit = n.members.some(function (m) { return DS[m].lname.indexOf(term) >= 0; });
         if (hit) matches.push(n);
       }
       el.classList.toggle('match', hit);
@@ -452,11 +461,12 @@
     else if (state.selected != null) box.innerHTML = datasetDetails(DS[state.selected]);
   }
   function selectDataset(i) {
+    var redraw = !!state.column; // a column's path changed what is drawn
     state.selected = i;
     state.column = null;
     var g = groupKey(DS[i]);
-    if (state.collapse !== 'none' && !state.expanded[g]) { state.expanded[g] = true; }
-    draw();
+    if (state.collapse !== 'none' && !state.expanded[g]) { state.expanded[g] = true; redraw = true; }
+    if (redraw) draw(); else markSelected();
     showDetails();
   }
   function selectColumn(i, field) {
@@ -529,37 +539,36 @@
   $('fit').addEventListener('click', function () { fit(); });
 
   // --- the waterfall -------------------------------------------------------------------------
-  var ROW_H = 20, NAME_W = 400, DUR_W = 80;
   var spanIndex = {};
   SPANS.forEach(function (s, i) { spanIndex[s.span_id] = i; s.attributes = s.attributes || {}; s.events = s.events || []; });
   var datasetOfSpan = {};
   DS.forEach(function (d) { if (d.span_id) datasetOfSpan[d.span_id] = d.index; });
 
+  // One light HTML row per span; rows off screen are neither laid out nor painted
+  // (content-visibility), so a run with thousands of spans draws as fast as a small one.
   function drawWaterfall() {
     var wrap = $('waterfall-wrap');
     if (!SPANS.length) { wrap.innerHTML = '<p class="hint">No spans for this run (traces off, or sent to an endpoint).</p>'; return; }
-    var width = Math.max(700, wrap.clientWidth - 4);
     var t0 = Infinity, t1 = -Infinity;
     SPANS.forEach(function (s) { t0 = Math.min(t0, s.start_ns); t1 = Math.max(t1, s.end_ns); });
-    var total = Math.max(t1 - t0, 1), barW = width - NAME_W - DUR_W;
-    var out = ['<svg class="wf" width="' + width + '" height="' + (SPANS.length * ROW_H + 24) + '">'];
-    for (var q = 0; q <= 4; q++) {
-      var x = NAME_W + barW * q / 4;
-      out.push('<line class="axis" x1="' + x + '" x2="' + x + '" y1="0" y2="' + (SPANS.length * ROW_H + 24) + '"></line>');
-      out.push('<text class="dur" x="' + x + '" y="14" text-anchor="middle">' + (total * q / 4 / 1e9).toFixed(2) + 's</text>');
-    }
-    SPANS.forEach(function (s, i) {
-      var y = 20 + i * ROW_H, left = NAME_W + (s.start_ns - t0) / total * barW;
-      var w = Math.max(1.5, (s.end_ns - s.start_ns) / total * barW);
-      out.push('<g class="row s-' + esc(s.status) + '" data-span-id="' + esc(s.span_id) + '" data-status="' + esc(s.status) + '" transform="translate(0,' + y + ')">' +
-        '<rect class="rbg" width="' + width + '" height="' + ROW_H + '"></rect>' +
-        '<text class="name" x="' + (6 + s.depth * 14) + '" y="14">' + esc(short(s.name, Math.max(12, 58 - s.depth * 2))) + '</text>' +
-        '<rect class="bar" x="' + left + '" y="4" width="' + w + '" height="12" rx="2"></rect>' +
-        '<text class="dur" x="' + (width - 6) + '" y="14" text-anchor="end">' + ((s.end_ns - s.start_ns) / 1e9).toFixed(3) + 's</text>' +
-        '<title>' + esc(s.name + (s.message ? '\n' + s.message : '')) + '</title></g>');
+    var total = Math.max(t1 - t0, 1);
+    var out = ['<div class="wf"><div class="wf-axis"><span class="name">span</span><span class="track">'];
+    for (var q = 0; q <= 4; q++) out.push('<b>' + (total * q / 4 / 1e9).toFixed(2) + 's</b>');
+    out.push('</span><span class="dur">duration</span></div>');
+    SPANS.forEach(function (s) {
+      out.push('<div class="row s-' + esc(s.status) + ' d' + Math.min(s.depth, 9) + '" data-span-id="' + esc(s.span_id) +
+        '" data-status="' + esc(s.status) + '" title="' + esc(s.name + (s.message ? '\n' + s.message : '')) + '">' +
+        '<span class="name">' + esc(s.name) + '</span><span class="track"><i class="bar"></i></span>' +
+        '<span class="dur">' + ((s.end_ns - s.start_ns) / 1e9).toFixed(3) + 's</span></div>');
     });
-    out.push('</svg>');
+    out.push('</div>');
     wrap.innerHTML = out.join('');
+    var bars = wrap.getElementsByClassName('bar');
+    for (var i = 0; i < SPANS.length; i++) { // the bar's place on the run's time axis, in %
+      var s = SPANS[i], style = bars[i].style;
+      style.left = ((s.start_ns - t0) / total * 100).toFixed(3) + '%';
+      style.width = Math.max(0.15, (s.end_ns - s.start_ns) / total * 100).toFixed(3) + '%';
+    }
   }
   function value(v) { return typeof v === 'object' ? JSON.stringify(v) : String(v); }
   function selectSpan(id, scroll) {
@@ -572,7 +581,7 @@
       row.classList.add('selected');
       if (scroll) {
         $('waterfall').scrollIntoView({ block: 'start' });
-        $('waterfall-wrap').scrollTop = Math.max(0, i * ROW_H - 100);
+        $('waterfall-wrap').scrollTop = Math.max(0, row.offsetTop - 100);
       }
     }
     var h = ['<h3>' + esc(s.name) + ' <span class="badge o-' + (s.status === 'error' ? 'failed' : 'ok') + '">' + esc(s.status) + '</span></h3>'];
@@ -603,6 +612,7 @@
   var failed = DS.filter(function (d) { return d.outcome === 'failed'; })[0];
   if (failed) state.selected = failed.index;
   draw();
+  sizeGraph();
   fit();
   drawWaterfall();
   if (failed) showDetails();
