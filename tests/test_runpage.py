@@ -38,7 +38,6 @@ from floe_dagster.local.runpage import RunFiles, RunNotFound, build_run, read_ru
 from floe_dagster.local.runpage.model import RunModel, SpanRow
 from floe_dagster.local.runpage.read import span_from_otlp
 
-
 ARTIFACTS = Path(os.environ.get("FLOE_TEST_ARTIFACTS") or REPO_ROOT / ".test-artifacts")
 
 
@@ -460,3 +459,25 @@ def test_collapsing_by_schema_and_group(tmp_path: Path, chromium: str) -> None:
             browser.evaluate("document.querySelectorAll('#viewport .node:not(.group)').length") == 0
         )
         assert browser.console_errors() == []
+
+
+def test_the_text_views_read_the_same_files(tmp_path: Path) -> None:
+    """`floe show lineage|traces` share the page's readers (root run, OTLP/JSON spans)."""
+    import io
+
+    from floe_dagster.local.show import show_lineage, show_traces
+
+    lineage, traces = write_run_files(tmp_path)
+    out = io.StringIO()
+    show_lineage(lineage, None, out)
+    text = out.getvalue()
+    assert text.startswith(f"lineage of Dagster run {RUN_ID}")
+    assert "FAIL      broken" in text and "error:  Runtime Error in model broken" in text
+    assert "ABORT     after_broken" in text
+    out = io.StringIO()
+    show_traces(traces, RUN_ID, out)
+    text = out.getvalue()
+    assert text.startswith(
+        f"trace {TRACE_ID} (Dagster run {RUN_ID}): 9 spans, 8.00s, 1 with errors"
+    )
+    assert "    model.shop.broken" in text and "ERROR Runtime Error in model broken" in text

@@ -65,48 +65,30 @@ class Span:
     children: list[Span] = field(default_factory=list)
 
 
-def _attr_value(value: dict[str, Any]) -> Any:
-    for key in ("stringValue", "intValue", "doubleValue", "boolValue"):
-        if key in value:
-            return value[key]
-    return None
-
-
 def load_spans(path: Path) -> dict[str, dict[str, Span]]:
     """trace id -> span id -> span, from an OTLP/JSON lines file."""
+    from floe_dagster.local.runpage.read import span_from_otlp
+
     traces: dict[str, dict[str, Span]] = {}
     for request in _json_lines(path):
         for resource in request.get("resourceSpans") or ():
             for scope in resource.get("scopeSpans") or ():
                 for raw in scope.get("spans") or ():
-                    span = _span(raw)
-                    if span is not None:
-                        traces.setdefault(span.trace_id, {})[span.span_id] = span
+                    row = span_from_otlp(raw) if isinstance(raw, dict) else None
+                    if row is None:
+                        continue
+                    span = Span(
+                        trace_id=str(raw["traceId"]).lower(),
+                        span_id=row.span_id,
+                        parent_id=row.parent_id,
+                        name=row.name,
+                        start_ns=row.start_ns,
+                        end_ns=row.end_ns,
+                        error=(row.message or "error") if row.status == "error" else None,
+                        attributes=row.attributes,
+                    )
+                    traces.setdefault(span.trace_id, {})[span.span_id] = span
     return traces
-
-
-def _span(raw: dict[str, Any]) -> Span | None:
-    try:
-        status = raw.get("status") or {}
-        error = None
-        if status.get("code") in (2, "STATUS_CODE_ERROR"):
-            error = status.get("message") or "error"
-        return Span(
-            trace_id=str(raw["traceId"]).lower(),
-            span_id=str(raw["spanId"]).lower(),
-            parent_id=(str(raw["parentSpanId"]).lower() or None)
-            if raw.get("parentSpanId")
-            else None,
-            name=str(raw.get("name") or "?"),
-            start_ns=int(raw["startTimeUnixNano"]),
-            end_ns=int(raw["endTimeUnixNano"]),
-            error=error,
-            attributes={
-                a["key"]: _attr_value(a.get("value") or {}) for a in raw.get("attributes") or ()
-            },
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _trace_key(run_id: str) -> str:
@@ -176,13 +158,6 @@ def show_traces(path: Path, run_id: str | None, out: IO[str]) -> None:
 # --- lineage ---------------------------------------------------------------------------------
 
 
-def _root_run(event: dict[str, Any]) -> str | None:
-    run = event.get("run") or {}
-    parent = (run.get("facets") or {}).get("parent") or {}
-    root = (parent.get("root") or {}).get("run") or {}
-    return root.get("runId") or (parent.get("run") or {}).get("runId") or run.get("runId")
-
-
 def _dataset(dataset: dict[str, Any]) -> str:
     return str(dataset.get("name") or "?")
 
@@ -225,8 +200,10 @@ def show_lineage(path: Path, run_id: str | None, out: IO[str]) -> None:
     events = list(_json_lines(path))
     if not events:
         raise NothingToShow(f"{path} holds no lineage events yet")
-    wanted = run_id.strip().lower() if run_id else _root_run(events[-1])
-    selected = [e for e in events if (_root_run(e) or "").lower() == wanted]
+    from floe_dagster.local.runpage.build import root_run_id
+
+    wanted = run_id.strip().lower() if run_id else root_run_id(events[-1])
+    selected = [e for e in events if root_run_id(e) == wanted]
     if not selected:
         raise NothingToShow(f"no lineage events of run {run_id} in {path}")
     seen: set[tuple[str, str]] = set()
