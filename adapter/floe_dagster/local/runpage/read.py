@@ -357,6 +357,16 @@ def _replay_spool(files: RunFiles, found: _Found, notes: list[str]) -> list[str]
     return [str(s) for s in segments]
 
 
+def _shown(path: Path, root: Path | None) -> str:
+    """A path as the page names it: relative to the project when inside it."""
+    if root is not None:
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)
+
+
 def _choose(found: _Found, wanted: str | None, where: str) -> str:
     if not found.latest:
         raise RunNotFound(f"no run in {where}: run `floe run` first")
@@ -385,10 +395,11 @@ def read_run(files: RunFiles, run_id: str | None = None) -> RunInput:
     for path, scan in ((files.lineage, _scan_lineage), (files.traces, _scan_traces)):
         if path is not None and path.is_file():
             scan(path, found)
-            read.append(str(path))
+            read.append(_shown(path, files.cwd))
     segments = _replay_spool(files, found, notes)
-    if segments:
-        read.append(f"{files.spool} ({len(segments)} undelivered spool segments)")
+    if segments and files.spool is not None:
+        spool = _shown(files.spool, files.cwd)
+        read.append(f"{spool} ({len(segments)} undelivered spool segments)")
     where = ", ".join(read) or ", ".join(
         str(p) for p in (files.lineage, files.traces, files.spool) if p is not None
     )

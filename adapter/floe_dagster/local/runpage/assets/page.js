@@ -393,8 +393,9 @@
   function datasetDetails(d) {
     var h = [];
     h.push('<h3>' + esc(d.label) + ' <span class="badge o-' + esc(d.outcome) + '">' + esc(OUTCOME_TEXT[d.outcome]) + '</span></h3>');
-    h.push('<div class="meta">' + esc(d.name) + '<br>' + esc(d.namespace) + '<br>' + esc(d.kind) +
-      ' \u00b7 group ' + esc(d.group) + ' \u00b7 schema ' + esc(d.schema) + '</div>');
+    h.push('<div class="meta">' + esc(d.name) + '<br>' + esc(d.kind) + ' \u00b7 group ' + esc(d.group) +
+      ' \u00b7 schema ' + esc(d.schema) + '</div>');
+    h.push('<details class="meta"><summary>namespace</summary>' + esc(d.namespace) + '</details>');
     if (d.job) h.push('<div class="meta">job ' + esc(d.job) + (d.started_at ? '<br>started ' + esc(d.started_at) : '') +
       (d.finished_at ? '<br>ended ' + esc(d.finished_at) : '') + '</div>');
     if (d.error) h.push('<pre class="error" id="dataset-error">' + esc(d.error) + '</pre>');
