@@ -34,11 +34,12 @@ __all__ = ["build_run", "order_spans", "root_run_id"]
 
 SQL_LIMIT = 20_000  # characters of compiled SQL kept per model
 _TERMINAL = ("COMPLETE", "FAIL", "ABORT")
-_CLASSIFICATION_ORIGINS = {
-    "DBT_META": "declared",
-    "FLOE_INHERITED": "inherited",
-    "FLOE_MASKED": "masked",
-}
+# The ``source`` of a column classification in the ``tags`` dataset facet, as the sidecar writes
+# it: declared in dbt meta, inherited through a DIRECT edge, or passed on masked (a hash).
+DBT_META = "DBT_META"
+FLOE_INHERITED = "FLOE_INHERITED"
+FLOE_MASKED = "FLOE_MASKED"
+_CLASSIFICATION_ORIGINS = {DBT_META: "declared", FLOE_INHERITED: "inherited", FLOE_MASKED: "masked"}
 _CHECK_STATUS = {"ok": "passed", "failed": "failed", "skipped": "skipped"}
 
 Json = Mapping[str, Any]
