@@ -210,6 +210,23 @@ def test_read_run_picks_the_latest_run_or_the_one_asked_for(tmp_path: Path) -> N
         read_run(files, "feedface")
 
 
+def test_a_spool_segment_that_is_a_link_is_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.ndjson"
+    outside.write_text("{}\n")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "20260101T000000.000000001-events-1-aaaaaa.ndjson").symlink_to(outside)
+    lineage, traces = write_run_files(tmp_path)
+    found = read_run(RunFiles(lineage=lineage, traces=traces, spool=spool, cwd=tmp_path))
+    assert found.run_id == RUN_ID
+    assert found.notes == [
+        f"{spool}/20260101T000000.000000001-events-1-aaaaaa.ndjson is a symbolic link: not read"
+    ]
+    assert found.sources == ["lineage/openlineage.ndjson", "traces/otlp-traces.jsonl"]
+    page = render_page(build_run(found.run_id, found.events, notes=found.notes))
+    assert '<ul class="notes" id="notes"><li>' in page and "symbolic link: not read" in page
+
+
 def test_read_run_says_what_is_missing(tmp_path: Path) -> None:
     files = RunFiles(lineage=tmp_path / "nope.ndjson", traces=tmp_path / "nope.jsonl")
     with pytest.raises(RunNotFound, match=r"nope\.ndjson.*do not exist.*floe run"):
@@ -255,7 +272,7 @@ def test_read_run_translates_the_spool_through_the_sidecar(
     translator = SpanTranslator({})
     spans = {r.span_id for e in events for r in translator.translate(e)}
     assert {s.span_id for s in found.spans} == spans and spans
-    assert "undelivered spool segments" in found.sources[-1]
+    assert found.sources[-1] == ".floe/spool (1 undelivered spool segments)"
     run = build_run(found.run_id, found.events, found.spans)
     assert {d.outcome for d in run.datasets} >= {"ok", "failed", "skipped"}
 

@@ -47,7 +47,12 @@ def default_page_path(floe_dir: Path, run_id: str) -> Path:
 
 def model_of(found: RunInput) -> RunModel:
     return build_run(
-        found.run_id, found.events, found.spans, trace_id=found.trace_id, sources=found.sources
+        found.run_id,
+        found.events,
+        found.spans,
+        trace_id=found.trace_id,
+        sources=found.sources,
+        notes=found.notes,
     )
 
 

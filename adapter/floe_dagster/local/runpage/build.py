@@ -350,6 +350,7 @@ def build_run(
     *,
     trace_id: str | None = None,
     sources: Sequence[str] = (),
+    notes: Sequence[str] = (),
 ) -> RunModel:
     """The page's model of Dagster run ``run_id`` from its lineage events and spans."""
     run_id = run_id.lower()
@@ -441,6 +442,7 @@ def build_run(
         column_edges=column_edges,
         spans=rows,
         sources=list(sources),
+        notes=list(notes),
     )
     _run_facts(model, jobs, rows)
     model.summary = _summary(model, jobs, unique, rows)

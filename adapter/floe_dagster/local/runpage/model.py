@@ -156,3 +156,4 @@ class RunModel(_Struct):
     spans: list[SpanRow] = []
     summary: Summary = msgspec.field(default_factory=Summary)
     sources: list[str] = []  # what the page was built from, for the reader
+    notes: list[str] = []  # what could not be read (the page may be incomplete)

@@ -298,7 +298,12 @@ def _replay_spool(files: RunFiles, found: _Found, notes: list[str]) -> list[str]
     """The spool's undelivered events through ``floe-sidecar replay``; the segments read."""
     if files.spool is None:
         return []
-    segments = list_segments(files.spool)
+    segments = []
+    for segment in list_segments(files.spool):
+        if segment.is_symlink():  # never read outside the spool through a link
+            notes.append(f"{segment} is a symbolic link: not read")
+        elif segment.is_file():
+            segments.append(segment)
     if not segments:
         return []
     import importlib.util

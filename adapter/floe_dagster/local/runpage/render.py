@@ -90,6 +90,9 @@ def _header(model: RunModel) -> str:
     error = ""
     if model.error:
         error = f'<pre class="run-error">{_e(model.error)}</pre>'
+    if model.notes:
+        items = "".join(f"<li>{_e(n)}</li>" for n in model.notes)
+        error += f'<ul class="notes" id="notes">{items}</ul>'
     return (
         f'<header><h1>floe run <span class="rid">{_e(model.run_id)}</span>'
         f' <span class="badge o-{_e(outcome)}" id="run-outcome">{_e(outcome)}</span></h1>'
