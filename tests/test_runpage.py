@@ -498,3 +498,19 @@ def test_the_text_views_read_the_same_files(tmp_path: Path) -> None:
         f"trace {TRACE_ID} (Dagster run {RUN_ID}): 9 spans, 8.00s, 1 with errors"
     )
     assert "    model.shop.broken" in text and "ERROR Runtime Error in model broken" in text
+
+
+def test_a_run_with_spans_only_still_has_its_waterfall(tmp_path: Path, chromium: str) -> None:
+    spans = [s for s in (span_from_otlp(raw) for raw in otlp_spans()) if s is not None]
+    page = tmp_path / "run.html"
+    page.write_text(render_page(build_run(RUN_ID, [], spans)))
+    with open_browser(chromium) as browser:
+        browser.offline()
+        browser.open(page.as_uri())
+        browser.wait_for("document.documentElement.dataset.floeReady")
+        assert "No lineage events for this run" in browser.evaluate(
+            "document.getElementById('graph').textContent"
+        )
+        assert browser.evaluate("document.querySelectorAll('.wf .row.s-error').length") == 1
+        assert browser.evaluate("document.querySelectorAll('.wf .row').length") == len(spans)
+        assert browser.console_errors() == []

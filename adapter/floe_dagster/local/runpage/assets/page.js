@@ -268,6 +268,10 @@
       });
       parts.push(labels.join(''));
     }
+    if (!DS.length) {
+      parts.push('<text class="empty" x="24" y="40">No lineage events for this run: lineage is off, ' +
+        'or it went to an endpoint and not to the local file.</text>');
+    }
     var vp = $('viewport');
     vp.innerHTML = parts.join('');
     applyView();
@@ -531,6 +535,10 @@
   });
   svg.addEventListener('mouseleave', function () { tip.hidden = true; });
 
+  document.addEventListener('keydown', function (ev) {
+    if (ev.key !== 'Escape' || !state.column) return;
+    state.column = null; draw(); showDetails();
+  });
   $('collapse').addEventListener('change', function (ev) {
     state.collapse = ev.target.value; state.expanded = {};
     draw(); fit();
