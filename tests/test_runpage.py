@@ -168,6 +168,7 @@ def test_spans_in_waterfall_order_with_depth_and_no_duplicates() -> None:
     broken = next(s for s in run.spans if s.name == "model.shop.broken")
     assert broken.status == "error" and broken.message == ERROR
     assert broken.events[0].attributes["exception.message"] == ERROR
+    assert build_run(RUN_ID, lineage_events()).duration_s == 8.0  # no spans: lineage's times
     # Lineage off: the run's facts come from the root span.
     assert run.job_name == "RUN __ASSET_JOB" and run.outcome == "succeeded"
 

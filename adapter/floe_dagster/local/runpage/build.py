@@ -14,6 +14,7 @@ import posixpath
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from floe_dagster.local.runpage.model import (
@@ -468,6 +469,13 @@ def _run_facts(model: RunModel, jobs: Mapping[str, _JobRun], rows: Sequence[Span
         start = min(r.start_ns for r in rows)
         end = max(r.end_ns for r in rows)
         model.duration_s = max(end - start, 0) / 1e9
+    elif model.started_at and model.finished_at:  # no spans: the run's own lineage times
+        try:
+            began = datetime.fromisoformat(model.started_at.replace("Z", "+00:00"))
+            ended = datetime.fromisoformat(model.finished_at.replace("Z", "+00:00"))
+            model.duration_s = max((ended - began).total_seconds(), 0.0)
+        except (TypeError, ValueError):
+            model.duration_s = None
 
 
 def _summary(

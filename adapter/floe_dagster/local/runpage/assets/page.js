@@ -216,7 +216,7 @@
           var tags = c.classifications.map(function (t) { return t; });
           if (tags.length) {
             out.push('<text class="cls ' + esc(tags[0].origin) + '" x="' + (NODE_W - 66) + '" y="13" text-anchor="end">' +
-              esc(short(tags.map(function (t) { return t.name; }).join(','), 7)) + '</text>');
+              esc(short(tags.map(function (t) { return t.name; }).filter(function (x, i, all) { return all.indexOf(x) === i; }).join(','), 7)) + '</text>');
           }
           if (c.type) out.push('<text class="ctype" x="' + (NODE_W - 8) + '" y="13" text-anchor="end">' + esc(short(c.type.toLowerCase(), 9)) + '</text>');
           out.push('</g>');
