@@ -14,6 +14,7 @@ on ``stg_orders`` fails.
 from __future__ import annotations
 
 import json
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -385,3 +386,25 @@ def write_run_files(floe_dir: Path) -> tuple[Path, Path]:
         )
     )
     return lineage, traces
+
+
+def column_downstream(events: list[dict[str, Any]], start: tuple[str, str]) -> set[tuple[str, str]]:
+    """(dataset, column) reachable from ``start`` through the columnLineage facets."""
+    feeds: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for event in events:
+        for output in event.get("outputs") or ():
+            facet = (output.get("facets") or {}).get("columnLineage") or {}
+            for column, info in (facet.get("fields") or {}).items():
+                for source in info.get("inputFields") or ():
+                    feeds.setdefault((source["name"], source["field"]), set()).add(
+                        (output["name"], column)
+                    )
+    seen: set[tuple[str, str]] = set()
+    queue = deque([start])
+    while queue:
+        for nxt in feeds.get(queue.popleft(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    seen.discard(start)
+    return seen

@@ -515,3 +515,33 @@ def test_a_run_with_spans_only_still_has_its_waterfall(tmp_path: Path, chromium:
         assert browser.evaluate("document.querySelectorAll('.wf .row.s-error').length") == 1
         assert browser.evaluate("document.querySelectorAll('.wf .row').length") == len(spans)
         assert browser.console_errors() == []
+
+
+def test_the_sidecars_own_column_facets_on_the_page(tmp_path: Path, chromium: str) -> None:
+    """Events carrying examples/shop's column lineage (issue 12's contract), translated by the
+    sidecar itself: selecting a declared pii column lights up exactly what its facets reach."""
+    from runpage_support import column_downstream
+    from test_openlineage_columns import translated, truth_events
+
+    lineage = translated(truth_events())
+    run = build_run(lineage[0]["run"]["runId"], lineage)
+    assert run.column_edges
+    start = ("shop.main_raw.raw_customers", "email")
+    expected = column_downstream(lineage, start)
+    assert ("shop.main.customers", "email") in expected
+    page = tmp_path / "run.html"
+    page.write_text(render_page(run))
+    with open_browser(chromium) as browser:
+        browser.offline()
+        browser.open(page.as_uri())
+        browser.wait_for("document.documentElement.dataset.floeReady")
+        browser.click(f'.node[data-name="{start[0]}"] .col[data-col="{start[1]}"]')
+        browser.wait_for("document.querySelector('.col.c-sel')")
+        down = browser.evaluate(
+            "[...document.querySelectorAll('.col.c-down')].map(c =>"
+            " [c.closest('.node').dataset.name, c.dataset.col])"
+        )
+        assert {(a, b) for a, b in down} == expected
+        details = browser.evaluate("document.getElementById('details').innerText")
+        assert "pii · inherited" in details and "DIRECT/IDENTITY" in details
+        assert browser.console_errors() == []

@@ -16,7 +16,6 @@ import os
 import re
 import subprocess
 import sys
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import pytest
 from adapter_support import add_broken_model
 from browser import chromium_path, open_browser
 from conftest import REPO_ROOT, need
+from runpage_support import column_downstream
 
 pytestmark = pytest.mark.slow
 
@@ -48,28 +48,6 @@ def _json_lines(path: Path) -> list[dict[str, Any]]:
 def _root(event: dict[str, Any]) -> str:
     parent = event["run"].get("facets", {}).get("parent") or {}
     return str((parent.get("root") or {}).get("run", {}).get("runId") or event["run"]["runId"])
-
-
-def _downstream(events: list[dict[str, Any]], start: tuple[str, str]) -> set[tuple[str, str]]:
-    """(dataset, column) reachable from ``start`` through the columnLineage facets."""
-    feeds: dict[tuple[str, str], set[tuple[str, str]]] = {}
-    for event in events:
-        for output in event.get("outputs") or ():
-            facet = (output.get("facets") or {}).get("columnLineage") or {}
-            for column, info in (facet.get("fields") or {}).items():
-                for source in info.get("inputFields") or ():
-                    feeds.setdefault((source["name"], source["field"]), set()).add(
-                        (output["name"], column)
-                    )
-    seen: set[tuple[str, str]] = set()
-    queue = deque([start])
-    while queue:
-        for nxt in feeds.get(queue.popleft(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                queue.append(nxt)
-    seen.discard(start)
-    return seen
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +164,8 @@ def test_the_page_of_a_real_failing_run_in_chromium(shop_run: tuple[Path, str, s
                 and tag.get("field")
                 and tag.get("source") == "DBT_META"
             ]
-            start = next(c for c in classified if _downstream(events, c))
-            expected = _downstream(events, start)
+            start = next(c for c in classified if column_downstream(events, c))
+            expected = column_downstream(events, start)
             browser.click(f'.node[data-name="{start[0]}"] .col[data-col="{start[1]}"]')
             browser.wait_for("document.querySelector('.col.c-sel')")
             down = browser.evaluate(

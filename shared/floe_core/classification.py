@@ -27,9 +27,25 @@ from floe_core.events import (
     Relation,
 )
 
-__all__ = ["DECLARED", "INHERITED", "MASKED", "declared", "propagate"]
+__all__ = [
+    "DBT_META",
+    "DECLARED",
+    "FLOE_INHERITED",
+    "FLOE_MASKED",
+    "INHERITED",
+    "MASKED",
+    "TAG_SOURCES",
+    "declared",
+    "propagate",
+]
 
 DECLARED, INHERITED, MASKED = "declared", "inherited", "masked"
+#: ``source`` of a column-level classification tag in the OpenLineage ``tags`` dataset facet, by
+#: origin: the sidecar writes it, the run page (``floe show --html``) reads it back.
+DBT_META = "DBT_META"
+FLOE_INHERITED = "FLOE_INHERITED"
+FLOE_MASKED = "FLOE_MASKED"
+TAG_SOURCES = {DECLARED: DBT_META, INHERITED: FLOE_INHERITED, MASKED: FLOE_MASKED}
 _ORDER = {DECLARED: 0, INHERITED: 1, MASKED: 2}
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from floe_core.classification import DECLARED, TAG_SOURCES
 from floe_dagster.local.runpage.model import (
     Check,
     Classification,
@@ -35,12 +36,8 @@ __all__ = ["build_run", "order_spans", "root_run_id"]
 
 SQL_LIMIT = 20_000  # characters of compiled SQL kept per model
 _TERMINAL = ("COMPLETE", "FAIL", "ABORT")
-# The ``source`` of a column classification in the ``tags`` dataset facet, as the sidecar writes
-# it: declared in dbt meta, inherited through a DIRECT edge, or passed on masked (a hash).
-DBT_META = "DBT_META"
-FLOE_INHERITED = "FLOE_INHERITED"
-FLOE_MASKED = "FLOE_MASKED"
-_CLASSIFICATION_ORIGINS = {DBT_META: "declared", FLOE_INHERITED: "inherited", FLOE_MASKED: "masked"}
+# The origin of a column classification by the ``source`` of its tag in the ``tags`` facet.
+_CLASSIFICATION_ORIGINS = {source: origin for origin, source in TAG_SOURCES.items()}
 _CHECK_STATUS = {"ok": "passed", "failed": "failed", "skipped": "skipped"}
 
 Json = Mapping[str, Any]
@@ -221,7 +218,7 @@ def _columns(
         tag = _dict(tag)
         column, value = _text(tag.get("field")), _text(tag.get("value"))
         if tag.get("key") == "classification" and column and value:
-            origin = _CLASSIFICATION_ORIGINS.get(str(tag.get("source") or ""), "declared")
+            origin = _CLASSIFICATION_ORIGINS.get(str(tag.get("source") or ""), DECLARED)
             classify(column, value, origin, ())
     for column, entries in _dict(_dict(facets.get("floe_classifications")).get("columns")).items():
         for entry in _list(entries):
@@ -229,7 +226,7 @@ def _columns(
             name = _text(entry.get("classification"))
             if not name:
                 continue
-            origin = _text(entry.get("origin")) or "declared"
+            origin = _text(entry.get("origin")) or DECLARED
             classify(str(column), name, origin, _refs(entry.get("from"), lookup, datasets))
     for (column, _, _), classification in classified.items():
         if column not in columns:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
+from floe_core.classification import DBT_META, TAG_SOURCES
+
 __all__ = [
     "FLOE_CLASSIFICATIONS_FACET",
     "FLOE_TRACE_FACET",
@@ -211,15 +213,8 @@ def tags_dataset(tags: list[dict[str, str]]) -> Facet:
 
 
 #: ``source`` of a column-level classification tag: declared in dbt meta, inherited through a
-#: DIRECT column-lineage edge, or passed on masked (the contract the HTML report reads).
-DBT_META = "DBT_META"
-FLOE_INHERITED = "FLOE_INHERITED"
-FLOE_MASKED = "FLOE_MASKED"
-CLASSIFICATION_TAG_SOURCES = {
-    "declared": DBT_META,
-    "inherited": FLOE_INHERITED,
-    "masked": FLOE_MASKED,
-}
+#: DIRECT column-lineage edge, or passed on masked (defined in floe_core: the run page reads it).
+CLASSIFICATION_TAG_SOURCES = TAG_SOURCES
 
 
 def column_tags(
