@@ -377,6 +377,13 @@
     for (var i = 0; i < nodes.length; i++) {
       nodes[i].classList.toggle('selected', state.selected != null && nodes[i].getAttribute('data-node') === 'd' + state.selected);
     }
+    // The selected dataset's own inputs and outputs stand out of a dense graph.
+    var name = state.selected != null ? DS[state.selected].name : null;
+    var edges = $('viewport').querySelectorAll('path.edge');
+    for (var j = 0; j < edges.length; j++) {
+      var e = edges[j];
+      e.classList.toggle('hl', name !== null && (e.getAttribute('data-source') === name || e.getAttribute('data-target') === name));
+    }
   }
   function tags(list) {
     return list.map(function (t) {
