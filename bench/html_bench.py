@@ -434,7 +434,7 @@ def build_page(project: Path) -> tuple[float, Path]:
     page = project / "page.html"
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "floe_dbt.cli", "show", "--html", "-o", str(page)],
+        [sys.executable, "-m", "floe_cli", "show", "--html", "-o", str(page)],
         cwd=project,
         capture_output=True,
         text=True,
@@ -448,7 +448,7 @@ def build_page(project: Path) -> tuple[float, Path]:
 
 
 def render(chromium: str, page: Path) -> dict[str, Any]:
-    from browser import open_browser
+    from support.browser import open_browser
 
     with open_browser(chromium) as browser:
         browser.offline()
@@ -478,7 +478,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="200,2000", help="models per generated run")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    from browser import chromium_path
+    from support.browser import chromium_path
 
     chromium = chromium_path()
     if chromium is None:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chromium_path, open_browser
-from conftest import REPO_ROOT, need
-from runpage_support import (
+from support.browser import chromium_path, open_browser
+from support.environment import REPO_ROOT, need
+from support.runpage import (
     AFTER,
     BROKEN,
     CUSTOMERS,
@@ -34,9 +34,9 @@ from runpage_support import (
     write_run_files,
 )
 
-from floe_dagster.local.runpage import RunFiles, RunNotFound, build_run, read_run, render_page
-from floe_dagster.local.runpage.model import RunModel, SpanRow
-from floe_dagster.local.runpage.read import span_from_otlp
+from floe_cli.runpage import RunFiles, RunNotFound, build_run, read_run, render_page
+from floe_cli.runpage.model import RunModel, SpanRow
+from floe_cli.runpage.read import span_from_otlp
 
 ARTIFACTS = Path(os.environ.get("FLOE_TEST_ARTIFACTS") or REPO_ROOT / ".test-artifacts")
 
@@ -241,12 +241,12 @@ def test_read_run_translates_the_spool_through_the_sidecar(
     tmp_path: Path, example_dir: Path
 ) -> None:
     """Undelivered floe events in the spool appear on the page as the sidecar translates them."""
-    from lineage_support import shop_events
+    from support.data import shop_events
 
     from floe_core.events import encode_event
     from floe_dbt.compile import compile_floe
-    from floe_sidecar.openlineage import translate_event
-    from floe_sidecar.otel.translate import SpanTranslator
+    from floe_sidecar.sinks.openlineage import translate_event
+    from floe_sidecar.sinks.otel.translate import SpanTranslator
 
     compile_floe(example_dir / "floe.yaml", output_dir=example_dir / ".floe")
     events = shop_events(fail_model="stg_payments")
@@ -324,7 +324,7 @@ def test_floe_show_html_writes_the_page_owner_only(tmp_path: Path) -> None:
     (project / "floe.yaml").write_text("name: shop\n")
     write_run_files(project / ".floe")
     result = subprocess.run(
-        [sys.executable, "-m", "floe_dbt.cli", "show", "--html", "--run", RUN_ID[:8]],
+        [sys.executable, "-m", "floe_cli", "show", "--html", "--run", RUN_ID[:8]],
         cwd=project,
         capture_output=True,
         text=True,
@@ -338,7 +338,7 @@ def test_floe_show_html_writes_the_page_owner_only(tmp_path: Path) -> None:
     assert RUN_ID in page.read_text()
     out = tmp_path / "elsewhere" / "page.html"
     again = subprocess.run(
-        [sys.executable, "-m", "floe_dbt.cli", "show", "--html", "-o", str(out), str(project)],
+        [sys.executable, "-m", "floe_cli", "show", "--html", "-o", str(out), str(project)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -346,14 +346,14 @@ def test_floe_show_html_writes_the_page_owner_only(tmp_path: Path) -> None:
     )
     assert again.returncode == 0 and out.is_file(), again.stderr
     wrong = subprocess.run(
-        [sys.executable, "-m", "floe_dbt.cli", "show", "--html", "--run", "feedface"],
+        [sys.executable, "-m", "floe_cli", "show", "--html", "--run", "feedface"],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert wrong.returncode == 1 and "no run 'feedface'" in wrong.stderr
+    assert wrong.returncode == 2 and "no run 'feedface'" in wrong.stderr
 
 
 # --- in the browser ----------------------------------------------------------------------------
@@ -483,7 +483,7 @@ def test_the_text_views_read_the_same_files(tmp_path: Path) -> None:
     """`floe show lineage|traces` share the page's readers (root run, OTLP/JSON spans)."""
     import io
 
-    from floe_dagster.local.show import show_lineage, show_traces
+    from floe_cli.show import show_lineage, show_traces
 
     lineage, traces = write_run_files(tmp_path)
     out = io.StringIO()
@@ -520,8 +520,9 @@ def test_a_run_with_spans_only_still_has_its_waterfall(tmp_path: Path, chromium:
 def test_the_sidecars_own_column_facets_on_the_page(tmp_path: Path, chromium: str) -> None:
     """Events carrying examples/shop's column lineage (issue 12's contract), translated by the
     sidecar itself: selecting a declared pii column lights up exactly what its facets reach."""
-    from runpage_support import column_downstream
-    from test_openlineage_columns import translated, truth_events
+    from support.data import truth_events
+    from support.runpage import column_downstream
+    from test_openlineage_columns import translated
 
     lineage = translated(truth_events())
     run = build_run(lineage[0]["run"]["runId"], lineage)

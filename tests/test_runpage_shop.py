@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_support import add_broken_model
-from browser import chromium_path, open_browser
-from conftest import REPO_ROOT, need
-from runpage_support import column_downstream
+from support.adapter import add_broken_model, copy_example
+from support.browser import chromium_path, open_browser
+from support.environment import REPO_ROOT, need
+from support.runpage import column_downstream
 
 pytestmark = pytest.mark.slow
 
@@ -53,12 +53,10 @@ def _root(event: dict[str, Any]) -> str:
 @pytest.fixture(scope="module")
 def shop_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     """(project, run id, page path) of a real failing `floe run --html`."""
-    from adapter_support import copy_example
-
     project = copy_example(tmp_path_factory.mktemp("runpage") / "shop")
     add_broken_model(project)
     result = subprocess.run(
-        [sys.executable, "-m", "floe_dbt.cli", "run", "--html"],
+        [sys.executable, "-m", "floe_cli", "run", "--html"],
         cwd=project,
         env=_clean_env(),
         capture_output=True,

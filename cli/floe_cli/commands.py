@@ -161,8 +161,8 @@ def _run_run(args: argparse.Namespace) -> int:
 
 def _write_page(path: str, run_id: str | None, output: Path | None, command: str) -> None:
     """Write a run's page and print where; :class:`RunNotFound` when there is no such run."""
+    from floe_cli.runpage import RunFiles, write_run_page
     from floe_core.layout import ProjectPaths
-    from floe_dagster.local.runpage import RunFiles, write_run_page
 
     paths = ProjectPaths.find(path)
     files = RunFiles(

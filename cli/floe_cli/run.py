@@ -252,7 +252,10 @@ def _summary(
         say(f"  details: floe-sidecar status --spool {spool}")
     if after is not None and after.deadletter_records:
         say(f"  dead-letter: {after.deadletter_records} records in {after.deadletter}")
-    say(f"  show: floe show lineage --run {run_id}   floe show traces --run {run_id}")
+    say(
+        f"  show: floe show lineage --run {run_id}   floe show traces --run {run_id}   "
+        f"floe show --html --run {run_id}"
+    )
 
 
 def _destination(label: str, local: Path) -> str:

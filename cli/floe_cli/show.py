@@ -67,7 +67,7 @@ class Span:
 
 def load_spans(path: Path) -> dict[str, dict[str, Span]]:
     """trace id -> span id -> span, from an OTLP/JSON lines file."""
-    from floe_dagster.local.runpage.read import span_from_otlp
+    from floe_cli.runpage.read import span_from_otlp
 
     traces: dict[str, dict[str, Span]] = {}
     for request in _json_lines(path):
@@ -200,7 +200,7 @@ def show_lineage(path: Path, run_id: str | None, out: IO[str]) -> None:
     events = list(_json_lines(path))
     if not events:
         raise NothingToShow(f"{path} holds no lineage events yet")
-    from floe_dagster.local.runpage.build import root_run_id
+    from floe_cli.runpage.build import root_run_id
 
     wanted = run_id.strip().lower() if run_id else root_run_id(events[-1])
     selected = [e for e in events if root_run_id(e) == wanted]

@@ -148,10 +148,6 @@ class ProjectPaths:
     def traces_file(self) -> Path:
         return self.floe_dir / TRACES_FILE
 
-    def page_file(self, run_id: str) -> Path:
-        """The run's HTML page (``floe show --html``)."""
-        return self.floe_dir / PAGES_DIR / f"run-{run_id}.html"
-
 
 @dataclass(frozen=True)
 class SpoolLayout:

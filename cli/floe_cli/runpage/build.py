@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from floe_core.classification import DECLARED, TAG_SOURCES
-from floe_dagster.local.runpage.model import (
+from floe_cli.runpage.model import (
     Check,
     Classification,
     Column,
@@ -31,6 +30,7 @@ from floe_dagster.local.runpage.model import (
     Summary,
     Transformation,
 )
+from floe_core.classification import DECLARED, TAG_SOURCES
 
 __all__ = ["build_run", "order_spans", "root_run_id"]
 

@@ -27,16 +27,17 @@ from typing import Any
 
 import msgspec
 
+from floe_cli.runpage.build import root_run_id
+from floe_cli.runpage.model import SpanEvent, SpanRow
+from floe_core.errors import NothingToShow
 from floe_core.spool import list_segments
-from floe_dagster.local.runpage.build import root_run_id
-from floe_dagster.local.runpage.model import SpanEvent, SpanRow
 
 __all__ = ["RunFiles", "RunInput", "RunNotFound", "read_run", "span_from_otlp", "span_from_record"]
 
 REPLAY_TIMEOUT_S = 300.0
 
 
-class RunNotFound(LookupError):
+class RunNotFound(NothingToShow):
     """No run to show: no file, no such run, or an ambiguous run id (the message says which)."""
 
 

@@ -16,7 +16,7 @@ from importlib import resources
 
 import msgspec
 
-from floe_dagster.local.runpage.model import RunModel
+from floe_cli.runpage.model import RunModel
 
 __all__ = ["render_page"]
 

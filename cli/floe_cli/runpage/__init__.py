@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from floe_cli.runpage.build import build_run
+from floe_cli.runpage.model import RunModel
+from floe_cli.runpage.read import RunFiles, RunInput, RunNotFound, read_run
+from floe_cli.runpage.render import render_page
 from floe_core.fsutil import atomic_write
-from floe_dagster.local.runpage.build import build_run
-from floe_dagster.local.runpage.model import RunModel
-from floe_dagster.local.runpage.read import RunFiles, RunInput, RunNotFound, read_run
-from floe_dagster.local.runpage.render import render_page
+from floe_core.layout import PAGES_DIR
 
 __all__ = [
     "PageWritten",
@@ -42,7 +43,7 @@ class PageWritten:
 
 def default_page_path(floe_dir: Path, run_id: str) -> Path:
     """``.floe/html/run-<run id>.html``."""
-    return floe_dir / "html" / f"run-{run_id}.html"
+    return floe_dir / PAGES_DIR / f"run-{run_id}.html"
 
 
 def model_of(found: RunInput) -> RunModel:
