@@ -4,15 +4,25 @@ No engine or compose plugin runs here, so this is what stands between a typo and
 `docker compose up`: the file must match the Compose Specification schema, everything it builds or
 mounts from the repository must exist, and the images must be built from this repository's files
 alone (no ``COPY --from`` another image, no ``ADD <url>``, nothing outside the build context).
+
+And it is safe by default: with nothing set, every published port listens on 127.0.0.1 only; no
+password is written in compose.yaml or a Dockerfile (compose refuses to start without them, and
+``scripts/compose.sh`` generates them into an owner-only ``.env``); the sidecar reads the compiled
+artifacts the adapter image was built with.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shlex
+import shutil
+import stat
+import subprocess
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,6 +260,290 @@ def test_code_location_module_is_in_the_repository(compose: dict[str, Any]) -> N
     assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), module
     runs = [args for keyword, args in _instructions(_service_dockerfile(compose, "user-code"))]
     assert any(args.startswith("floe prepare") for args in runs), "the image compiles and parses"
+
+
+# safe by default ---------------------------------------------------------------------------
+
+SECRETS = {"DAGSTER_PG_PASSWORD": "pw-dagster", "MARQUEZ_PG_PASSWORD": "pw-marquez"}
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|CREDENTIAL", re.I)
+
+
+def test_published_ports_listen_on_loopback_by_default() -> None:
+    """With only the secrets set (what scripts/compose.sh provides), nothing listens beyond
+    127.0.0.1; FLOE_BIND_ADDRESS is the one, explicit, way to publish wider."""
+    published = _published_ports(_interpolated(SECRETS))
+    assert len(published) >= 6, published  # the UIs, the Marquez API and Jaeger's OTLP ingest
+    wider = [(service, ip, port) for service, ip, port in published if ip != "127.0.0.1"]
+    assert not wider, f"published beyond loopback by default: {wider}"
+    opted_in = _published_ports(_interpolated({**SECRETS, "FLOE_BIND_ADDRESS": "0.0.0.0"}))
+    assert {ip for _, ip, _ in opted_in} == {"0.0.0.0"}
+
+
+def test_the_port_check_catches_a_port_on_every_interface() -> None:
+    compose = {"services": {"web": {"ports": ["3000:3000", {"target": 80, "published": "8080"}]}}}
+    assert [ip for _, ip, _ in _published_ports(compose)] == ["0.0.0.0", "0.0.0.0"]
+    short = {"services": {"web": {"ports": ["127.0.0.1:3000:3000", "[::1]:4000:4000"]}}}
+    assert [ip for _, ip, _ in _published_ports(short)] == ["127.0.0.1", "::1"]
+
+
+def test_compose_refuses_to_start_without_each_password() -> None:
+    for missing in SECRETS:
+        others = {k: v for k, v in SECRETS.items() if k != missing}
+        with pytest.raises(InterpolationError) as caught:
+            _interpolated(others)
+        assert missing in str(caught.value)
+        assert "scripts/compose.sh" in str(caught.value), "the message says how to fix it"
+        with pytest.raises(InterpolationError):
+            _interpolated({**others, missing: ""})  # empty is refused too (`:?`)
+    compose = _interpolated(SECRETS)
+    env = compose["services"]["dagster-db"]["environment"]
+    assert env["POSTGRES_PASSWORD"] == "pw-dagster"
+    assert compose["services"]["marquez"]["environment"]["POSTGRES_PASSWORD"] == "pw-marquez"
+
+
+def test_no_literal_password_in_compose_or_dockerfiles(compose: dict[str, Any]) -> None:
+    assert _literal_secrets_in_compose(compose) == []
+    for dockerfile in _dockerfiles(compose):
+        assert _literal_secrets_in_dockerfile(dockerfile) == [], dockerfile.name
+
+
+def test_the_secret_check_catches_literals(tmp_path: Path) -> None:
+    compose = {
+        "x-env": {"DB_PASSWORD": "${DB_PASSWORD:-dagster}"},
+        "services": {
+            "db": {"environment": {"POSTGRES_PASSWORD": "hunter2", "OK": "${X:?set X}"}},
+            "api": {"environment": ["API_TOKEN=abc", "SAFE_PASSWORD=${SAFE_PASSWORD:?set it}"]},
+        },
+    }
+    found = _literal_secrets_in_compose(compose)
+    assert sorted(found) == ["API_TOKEN", "DB_PASSWORD", "POSTGRES_PASSWORD"], found
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "FROM python:3.11-slim\nENV PGPASSWORD=secret \\\n    OTHER=1\nARG API_KEY=xyz\n"
+        "ARG SECRET_NAME\nENV DAGSTER_HOME=/opt/dagster\n"
+    )
+    assert sorted(_literal_secrets_in_dockerfile(dockerfile)) == ["API_KEY", "PGPASSWORD"]
+
+
+def test_the_sidecar_reads_the_compiled_artifacts_of_the_adapter_image(
+    compose: dict[str, Any],
+) -> None:
+    """Its spans then carry floe.yaml's tenant attributes: the sidecar's FLOE_ARTIFACTS names a
+    file in a volume it mounts, written by a one-shot service of the adapter image (the image
+    whose build ran `floe prepare`) from that image's own FLOE_ARTIFACTS, before the sidecar
+    starts."""
+    services: dict[str, Any] = compose["services"]
+    sidecar = services["sidecar"]
+    target = Path(_environment(sidecar)["FLOE_ARTIFACTS"])
+    volume = _volume_holding(sidecar, target)
+    assert volume is not None, f"the sidecar mounts nothing that holds {target}"
+    adapter_dockerfile = _service_dockerfile(compose, "user-code")
+    baked = Path(_dockerfile_env(adapter_dockerfile)["FLOE_ARTIFACTS"])
+    adapter_image = services["user-code"]["image"]
+    writers = [
+        name
+        for name, service in services.items()
+        if service.get("image") == adapter_image
+        and _volume_holding(service, target) == volume
+        and str(baked) in service.get("command", [])
+        and str(target) in service.get("command", [])
+    ]
+    assert writers, "no service copies the adapter image's artifacts into the sidecar's volume"
+    (writer,) = writers
+    depends = sidecar.get("depends_on") or {}
+    assert depends.get(writer, {}).get("condition") == "service_completed_successfully"
+    assert services[writer].get("restart") == "no", "a one-shot copy, not a service to restart"
+
+
+def test_compose_sh_generates_an_owner_only_env_once(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(REPO_ROOT / "scripts" / "compose.sh", tmp_path / "scripts" / "compose.sh")
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+
+    def run(extra: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(tmp_path / "scripts" / "compose.sh"), "--env-only"],
+            env={**env, **(extra or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    first = run()
+    assert first.returncode == 0, first.stderr
+    dotenv = tmp_path / ".env"
+    assert stat.S_IMODE(dotenv.stat().st_mode) == 0o600
+    values = _dotenv(dotenv)
+    assert set(values) == set(SECRETS)
+    assert all(len(v) >= 24 for v in values.values()), "generated, long and random"
+    assert len(set(values.values())) == 2
+    assert run().returncode == 0
+    assert _dotenv(dotenv) == values, "a second run keeps the passwords it generated"
+    # A value the user set is kept; a missing one is added.
+    dotenv.write_text("DAGSTER_PG_PASSWORD=mine\nOTHER=1")
+    os.chmod(dotenv, 0o644)
+    assert run().returncode == 0
+    kept = _dotenv(dotenv)
+    assert kept["DAGSTER_PG_PASSWORD"] == "mine" and kept["OTHER"] == "1"
+    assert len(kept["MARQUEZ_PG_PASSWORD"]) >= 24
+    assert stat.S_IMODE(dotenv.stat().st_mode) == 0o600, "tightened to owner-only"
+    # Set in the environment: compose takes it from there, so nothing is written.
+    dotenv.unlink()
+    assert run({"DAGSTER_PG_PASSWORD": "x", "MARQUEZ_PG_PASSWORD": "y"}).returncode == 0
+    assert _dotenv(dotenv) == {}
+    dotenv.unlink()
+    dotenv.symlink_to(tmp_path / "elsewhere")
+    refused = run()
+    assert refused.returncode == 2 and "symbolic link" in refused.stderr
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_env_files_stay_out_of_git_and_images() -> None:
+    assert ".env" in (REPO_ROOT / ".gitignore").read_text().split()
+    assert _ignored(".env", _dockerignore_patterns(REPO_ROOT / ".dockerignore"))
+
+
+class InterpolationError(ValueError):
+    """What `docker compose` says when a required variable is missing."""
+
+
+_VARIABLE = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def _interpolate(value: str, env: Mapping[str, str]) -> str:
+    """Compose's variable substitution: $$, $VAR, ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?err},
+    ${VAR?err}, ${VAR:+r}, ${VAR+r} (as the Compose Specification defines them)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match["escaped"]:
+            return "$"
+        name = match["braced"] or match["named"]
+        op, arg = match["op"], match["arg"] or ""
+        present = name in env
+        filled = present and env[name] != ""
+        if op in (":-", "-"):
+            return env[name] if (filled if op == ":-" else present) else arg
+        if op in (":?", "?"):
+            if not (filled if op == ":?" else present):
+                raise InterpolationError(f"required variable {name} is missing a value: {arg}")
+            return env[name]
+        if op in (":+", "+"):
+            return arg if (filled if op == ":+" else present) else ""
+        return env.get(name, "")
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def _interpolated(env: Mapping[str, str]) -> dict[str, Any]:
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            return _interpolate(node, env)
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        return node
+
+    result: dict[str, Any] = walk(yaml.safe_load(COMPOSE_FILE.read_text()))
+    return result
+
+
+def _published_ports(compose: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(service, host address, published port) for every published port; no address given
+    means every interface, as Docker does."""
+    found = []
+    for name, service in compose["services"].items():
+        for port in service.get("ports") or []:
+            if isinstance(port, dict):
+                if port.get("published") is None:
+                    continue
+                found.append((name, port.get("host_ip") or "0.0.0.0", str(port["published"])))
+                continue
+            spec = str(port).split("/", 1)[0]
+            ip = "0.0.0.0"
+            if spec.startswith("["):
+                ip, _, spec = spec[1:].partition("]:")
+            elif spec.count(":") == 2:
+                ip, _, spec = spec.partition(":")
+            host, sep, _ = spec.rpartition(":")
+            if sep:
+                found.append((name, ip, host))
+    return found
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def _is_required_reference(value: str) -> bool:
+    """A value compose must take from the environment, and refuses to start without."""
+    return re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?\?[^}]*\}", value) is not None
+
+
+def _literal_secrets_in_compose(compose: dict[str, Any]) -> list[str]:
+    found = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                secret = isinstance(value, str | int) and SECRET_NAME.search(str(key))
+                if secret and not _is_required_reference(str(value)):
+                    found.append(str(key))
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                if isinstance(item, str) and "=" in item:
+                    key, value = item.split("=", 1)
+                    if SECRET_NAME.search(key) and not _is_required_reference(value):
+                        found.append(key)
+                walk(item)
+
+    walk(compose)
+    return found
+
+
+def _dockerfile_env(dockerfile: Path) -> dict[str, str]:
+    """ENV and ARG defaults (``KEY=value`` pairs, and the legacy ``ENV KEY value``)."""
+    values: dict[str, str] = {}
+    for keyword, args in _instructions(dockerfile):
+        if keyword not in {"ENV", "ARG"}:
+            continue
+        words = shlex.split(args)
+        if keyword == "ENV" and len(words) >= 2 and "=" not in words[0]:
+            values[words[0]] = " ".join(words[1:])
+            continue
+        for word in words:
+            key, sep, value = word.partition("=")
+            if sep:
+                values[key] = value
+    return values
+
+
+def _literal_secrets_in_dockerfile(dockerfile: Path) -> list[str]:
+    return [key for key, value in _dockerfile_env(dockerfile).items() if SECRET_NAME.search(key)]
+
+
+def _volume_holding(service: dict[str, Any], path: Path) -> str | None:
+    """The named volume (or host path) mounted in ``service`` that contains ``path``."""
+    for volume in service.get("volumes") or []:
+        source = _volume_source(volume)
+        target = volume.get("target") if isinstance(volume, dict) else volume.split(":")[1]
+        if source and target and path.is_relative_to(target):
+            return source
+    return None
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    pairs = [line.split("=", 1) for line in path.read_text().splitlines() if "=" in line]
+    return {k: v for k, v in pairs}
 
 
 # helpers -----------------------------------------------------------------------------------
