@@ -25,9 +25,15 @@ never mistaken for a segment, and owner-only like the spool itself; :class:`Spoo
         reported.json        how far bad lines have been dead-lettered (so: once, not per sink)
         deadletter.ndjson    lines and items that could not be delivered, with the reason
         status.json          health snapshot, rewritten every few seconds
+        released             a run pod's sidecar (--handoff) stopped cleanly: adopt at once
+        adopted.json         a node's sidecar (--adopt): the segments it took over (the ledger)
 
 A sink's name keys its cursor file; the built-in ones are :data:`LINEAGE_SINK` and
 :data:`TRACES_SINK`.
+
+On a Kubernetes node (docs/scale.md) each run pod's spool is ``<handoff>/<pod>/``
+:data:`POD_SPOOL_DIR`, in a directory of its own on a node volume; the node's sidecar
+(``--adopt <handoff>``) takes those spools over once their pods have ended.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ __all__ = [
     "LINEAGE_FILE",
     "LINEAGE_SINK",
     "PAGES_DIR",
+    "POD_SPOOL_DIR",
     "PROFILES_DIR",
     "PROFILES_FILE",
     "STATE_DIR_NAME",
@@ -81,6 +88,8 @@ LINEAGE_SINK = "openlineage"
 TRACES_SINK = "otel"
 
 STATE_DIR_NAME = ".sidecar"
+#: A run pod's spool inside its own directory of the node's hand-off volume (``<pod>/spool``).
+POD_SPOOL_DIR = SPOOL_DIR
 _SINK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -180,6 +189,16 @@ class SpoolLayout:
     @property
     def lock(self) -> Path:
         return self.state_dir / "lock"
+
+    @property
+    def released(self) -> Path:
+        """A run pod's sidecar stopped cleanly, cursors saved: the node may adopt at once."""
+        return self.state_dir / "released"
+
+    @property
+    def adopted(self) -> Path:
+        """A node's sidecar: the ledger of the segments it adopted from run pods."""
+        return self.state_dir / "adopted.json"
 
     def cursor(self, sink_name: str) -> Path:
         return self.cursors_dir / f"{check_sink_name(sink_name)}.json"

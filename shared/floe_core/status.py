@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["STATUS_VERSION", "SidecarStatus", "SinkStatus", "decode_status", "encode_status"]
+__all__ = [
+    "STATUS_VERSION",
+    "HandoffStatus",
+    "SidecarStatus",
+    "SinkStatus",
+    "decode_status",
+    "encode_status",
+]
 
 STATUS_VERSION = 1
 
@@ -31,6 +38,18 @@ class SinkStatus(msgspec.Struct, frozen=True, kw_only=True):
     delivering_for_s: float | None = None  # the current deliver call has run this long
 
 
+class HandoffStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """A node's sidecar (``--adopt``): the spools of ended run pods it took over."""
+
+    directory: str
+    adopted_spools: int = 0  # this process
+    adopted_segments: int = 0
+    dropped_duplicates: int = 0  # segments offered again after an earlier hand-off
+    last_adopted_at: float | None = None  # wall clock
+    last_error: str | None = None
+    waiting: int = 0  # pod spools there now (a run still holds them, or they are not due)
+
+
 class SidecarStatus(msgspec.Struct, frozen=True, kw_only=True):
     """The sidecar of one spool: running or not, its segments, dead-letter and sinks."""
 
@@ -45,6 +64,7 @@ class SidecarStatus(msgspec.Struct, frozen=True, kw_only=True):
     deadletter: str = ""
     deadletter_records: int = 0
     sinks: tuple[SinkStatus, ...] = ()
+    handoff: HandoffStatus | None = None  # only a node's sidecar (``--adopt``) has one
 
     @property
     def pending_events(self) -> int:

@@ -9,7 +9,9 @@ lines; the intake segment is sealed), let every sink deliver what is already in 
 most ``grace`` seconds, cut off whatever is still running (an abandoned ``deliver`` keeps its
 batch un-acknowledged: it is delivered again next time), save every cursor, retire delivered
 segments, write the final status, close the sinks (bounded), release the lock. A second signal
-cuts the grace period short.
+cuts the grace period short. With ``--handoff`` the spool is marked released just before the
+lock goes, and with ``--adopt`` the housekeeping also takes over the spools of ended run pods
+(both in :mod:`floe_sidecar.engine.handoff`).
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from floe_core.errors import SpoolBusyError
 from floe_core.layout import SpoolLayout
+from floe_core.status import HandoffStatus
 from floe_sidecar.config import EngineOptions
 from floe_sidecar.engine.deadletter import DeadLetter
+from floe_sidecar.engine.handoff import Adopter, clear_released, mark_released
 from floe_sidecar.engine.pipeline import SinkPipeline
 from floe_sidecar.engine.retention import retire_segments
 from floe_sidecar.engine.runner import SinkRunner
@@ -52,6 +57,17 @@ __all__ = ["RunReport", "Sidecar", "SinkReport", "SpoolBusyError"]
 log = logging.getLogger("floe_sidecar")
 
 CLOSE_TIMEOUT = 5.0
+LOCK_WAIT_S = 30.0
+
+
+def _unlinked(fd: int, path: Path) -> bool:
+    """Is the file open as ``fd`` no longer the one at ``path``?"""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return True
+    held = os.fstat(fd)
+    return (st.st_ino, st.st_dev) != (held.st_ino, held.st_dev)
 
 
 def _ignore_cancelled_reader_race() -> None:
@@ -112,6 +128,7 @@ class Sidecar:
         self.runners: list[SinkRunner] = []
         self.undeliverable: Undeliverable | None = None
         self.intake: SocketIntake | None = None
+        self.adopter: Adopter | None = None
         self._lock_fd: int | None = None
         self._stop_requested = False
         self._tg: anyio.abc.TaskGroup | None = None
@@ -140,6 +157,8 @@ class Sidecar:
         self._build_consumers(self.undeliverable)
         if self.intake is not None:
             self.intake.bind()
+        if self.adopter is not None:
+            await self._adopt()  # what ended pods left is delivered from the start
         self._draining = anyio.Event()
         self._watch_stop = anyio.Event()
         self._consumers_scope = anyio.CancelScope()
@@ -193,6 +212,14 @@ class Sidecar:
                     rescan_interval=options.rescan_interval,
                     stall_warning=options.stall_warning,
                 )
+            )
+        if options.adopt_dir is not None:
+            self.adopter = Adopter(
+                options.adopt_dir,
+                layout,
+                [r.pipeline for r in self.runners],
+                undeliverable,
+                adopt_after=options.adopt_after,
             )
         if options.socket_path is not None and not options.once:
             self.intake = SocketIntake(
@@ -291,9 +318,16 @@ class Sidecar:
         while True:
             await anyio.sleep(interval)
             await anyio.to_thread.run_sync(self._retire)
+            if self.adopter is not None and not self._stop_requested:
+                await self._adopt()
             if time.monotonic() - last_status >= self.options.status_interval:
                 last_status = time.monotonic()
                 await anyio.to_thread.run_sync(self._write_status)
+
+    async def _adopt(self) -> None:
+        assert self.adopter is not None
+        if await anyio.to_thread.run_sync(self.adopter.adopt_ready):
+            self.wakeup.notify()
 
     def _retire(self) -> list[str]:
         positions = [r.pipeline.positions() for r in self.runners]
@@ -323,6 +357,8 @@ class Sidecar:
                 self._retire()
             except OSError as exc:
                 log.error("cannot retire segments", extra={"error": str(exc)})
+            if self.options.handoff:
+                self._release_for_handoff()
             self._write_status()
             self.report.sinks = [self._sink_report(r) for r in self.runners]
             if self.deadletter is not None:
@@ -341,6 +377,23 @@ class Sidecar:
                     "cut_off": self.report.cut_off,
                 },
             )
+
+    def _release_for_handoff(self) -> None:
+        """Cursors are saved: the node's sidecar may take over what is left, at once."""
+        spool = self.options.spool_dir
+        pending = {r.name: count_pending(spool, r.pipeline.positions()).lines for r in self.runners}
+        try:
+            mark_released(self.layout)
+        except OSError as exc:
+            log.error(
+                "cannot mark the spool released; the node's sidecar adopts it once idle",
+                extra={"error": str(exc)},
+            )
+            return
+        log.info(
+            "spool released: the node's floe-sidecar takes over what is left",
+            extra={"pending_events": max(pending.values(), default=0), "by_sink": pending},
+        )
 
     async def _close_sink(self, runner: SinkRunner) -> None:
         with anyio.move_on_after(CLOSE_TIMEOUT) as scope:
@@ -404,6 +457,18 @@ class Sidecar:
                 fragments=s.fragments,
                 write_errors=s.write_errors,
             )
+        handoff = None
+        if self.adopter is not None:
+            a = self.adopter.stats
+            handoff = HandoffStatus(
+                directory=str(self.adopter.root),
+                adopted_spools=a.adopted_spools,
+                adopted_segments=a.adopted_segments,
+                dropped_duplicates=a.dropped_duplicates,
+                last_adopted_at=a.last_adopted_at,
+                last_error=a.last_error,
+                waiting=self.adopter.waiting(),
+            )
         return Health(
             pid=os.getpid(),
             state=self.state,
@@ -414,6 +479,7 @@ class Sidecar:
             deadletter=str(self.layout.deadletter),
             deadletter_written=self.deadletter.count if self.deadletter else 0,
             intake=intake,
+            handoff=handoff,
         )
 
     def _write_status(self) -> None:
@@ -425,17 +491,30 @@ class Sidecar:
     # -- single instance -------------------------------------------------------------------
 
     def _acquire_lock(self) -> None:
-        self.layout.ensure()
-        fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            os.close(fd)
-            raise SpoolBusyError(
-                f"{self.options.spool_dir}: another floe-sidecar (pid {holder}) is serving this "
-                "spool; stop it first, or use another --spool"
-            ) from None
+        """One sidecar per spool. With ``handoff``, wait a little for the lock: the node's
+        sidecar holds it for the moment it takes to adopt the spool of a restarting pod."""
+        deadline = time.monotonic() + (LOCK_WAIT_S if self.options.handoff else 0.0)
+        while True:
+            self.layout.ensure()
+            fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                raise SpoolBusyError(
+                    f"{self.options.spool_dir}: another floe-sidecar (pid {holder}) is serving "
+                    "this spool; stop it first, or use another --spool"
+                ) from None
+            if _unlinked(fd, self.layout.lock):
+                os.close(fd)  # the spool was adopted (and its state removed) meanwhile
+                continue
+            break
+        if self.options.handoff:
+            clear_released(self.layout)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd

@@ -1,6 +1,7 @@
 """``floe-sidecar``: run the sidecar, replay spool files, show its status.
 
     floe-sidecar --spool DIR [--socket PATH] [--artifacts PATH] [--once] [--sink SPEC]...
+                 [--handoff | --adopt DIR]
     floe-sidecar replay FILE... [--to console|file] [--output PATH]
     floe-sidecar status --spool DIR [--json]
 
@@ -150,6 +151,30 @@ def _run_parser() -> argparse.ArgumentParser:
         type=Path,
         help="dead-letter file (default: SPOOL/.sidecar/deadletter.ndjson)",
     )
+    handoff = parser.add_argument_group(
+        "hand-off between a run pod's sidecar and the node's (see docs/scale.md)"
+    )
+    handoff.add_argument(
+        "--handoff",
+        action="store_true",
+        help="this spool is a run pod's, on a node volume whose floe-sidecar runs with --adopt: "
+        "at a clean stop, mark it released so that sidecar takes over what is left at once",
+    )
+    handoff.add_argument(
+        "--adopt",
+        type=Path,
+        metavar="DIR",
+        help="take over and deliver the spools that ended run pods left in DIR/*/spool "
+        "(their sidecar released them, or died and they stayed idle for --adopt-after)",
+    )
+    handoff.add_argument(
+        "--adopt-after",
+        type=_positive,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --adopt: take over an unreleased spool once nothing has held or changed it "
+        "for this long (default 30)",
+    )
     retry = parser.add_argument_group("retries (default: back off from 0.5 s to 30 s, forever)")
     retry.add_argument("--retry-initial", type=_positive, default=0.5, metavar="SECONDS")
     retry.add_argument("--retry-max", type=_positive, default=30.0, metavar="SECONDS")
@@ -256,6 +281,13 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"retry options: {exc}") from None
     spool: Path = args.spool
+    if args.adopt is not None:
+        adopt = args.adopt.resolve()
+        if spool.resolve() == adopt or spool.resolve().is_relative_to(adopt):
+            raise UsageError(
+                f"--adopt {args.adopt}: the sidecar's own --spool {spool} must not be in it; "
+                "give the node's sidecar a spool of its own next to it"
+            )
     settings = _settings(args, spool)
     sinks = _sinks(args, settings)
     if not sinks:
@@ -280,6 +312,9 @@ def _run(args: argparse.Namespace) -> int:
         max_line_bytes=args.max_line_bytes,
         intake_fsync=args.intake_fsync,
         stall_warning=args.stall_warning,
+        handoff=args.handoff,
+        adopt_dir=args.adopt,
+        adopt_after=args.adopt_after,
     )
     sidecar = Sidecar(options, sinks)
     report = anyio.run(sidecar.run)

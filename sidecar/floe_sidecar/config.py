@@ -71,6 +71,12 @@ class EngineOptions:
     intake_seal_after_idle: float = 2.0
     #: Warn (and show in status) when one deliver has not returned after this many seconds.
     stall_warning: float = 30.0
+    #: A run pod's sidecar whose spool a node's sidecar adopts: mark it released at a clean stop.
+    handoff: bool = False
+    #: A node's sidecar: adopt the spools ended run pods left in ``<adopt_dir>/*/spool``.
+    adopt_dir: Path | None = None
+    #: ... and one whose sidecar died without releasing it once idle for this long.
+    adopt_after: float = 30.0
 
 
 @dataclass(frozen=True)

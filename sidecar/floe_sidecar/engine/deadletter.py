@@ -94,6 +94,19 @@ class DeadLetter:
             self.count += written
         return written
 
+    def absorb(self, data: bytes) -> int:
+        """Append records another sidecar wrote (a hand-off: the dead-letter file of an adopted
+        spool), as they are, durably; their count."""
+        if data and not data.endswith(b"\n"):
+            data += b"\n"  # a torn last record stays one record
+        written = sum(1 for line in data.splitlines() if line.strip())
+        if not written:
+            return 0
+        with self._lock:
+            append_lines(self.path, data, durable=self.durable)
+            self.count += written
+        return written
+
     def close(self) -> None:
         """Nothing is held open between writes."""
 

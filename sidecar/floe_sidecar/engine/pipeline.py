@@ -226,6 +226,15 @@ class SinkPipeline:
                 on_reset=self._on_reset,
             )
 
+    def seed(self, segment: str, position: SegmentPosition) -> None:
+        """Start ``segment`` at ``position``: another sidecar delivered this sink's items up to
+        there (a hand-off, :mod:`floe_sidecar.engine.handoff`). Only for a segment that is not in
+        the spool yet; the position is saved with the cursor's next save."""
+        with self._lock:
+            self.cursor.positions[segment] = position
+            self.reader.seed(segment, position)
+            self._dirty = True
+
     def save_if_dirty(self) -> None:
         with self._lock:
             if self._dirty:

@@ -108,6 +108,18 @@ class SpoolReader:
     def pruned(self, names: set[str]) -> None:
         self._gone -= names
 
+    def seed(self, name: str, position: SegmentPosition) -> None:
+        """Read ``name``, once it appears, from ``position`` (see :meth:`SinkPipeline.seed`)."""
+        self._pos[name] = SegmentPosition(
+            ino=position.ino,
+            dev=position.dev,
+            offset=position.offset,
+            fp=position.fp,
+            fp_len=position.fp_len,
+        )
+        self._verified.discard(name)
+        self._sealed_done.discard(name)
+
     def read(self, max_lines: int) -> SegmentSlice | None:
         """The next slice (at most ``max_lines`` lines), oldest segment first; None: caught up."""
         if self._buffered is not None:

@@ -21,7 +21,7 @@ import msgspec
 from floe_core.fsutil import atomic_write
 from floe_core.layout import SpoolLayout
 from floe_core.spool import list_segments
-from floe_core.status import SidecarStatus, SinkStatus
+from floe_core.status import HandoffStatus, SidecarStatus, SinkStatus
 from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor
 from floe_sidecar.engine.deadletter import read_deadletter
 
@@ -80,6 +80,7 @@ class Health(msgspec.Struct, kw_only=True):
     deadletter: str
     deadletter_written: int = 0  # records, this process
     intake: IntakeHealth | None = None
+    handoff: HandoffStatus | None = None  # a node's sidecar (``--adopt``)
 
 
 _health_encoder = msgspec.json.Encoder()
@@ -241,6 +242,7 @@ def spool_status(layout: SpoolLayout) -> SidecarStatus:
         deadletter=str(layout.deadletter),
         deadletter_records=len(read_deadletter(layout.deadletter)),
         sinks=tuple(sinks),
+        handoff=None if health is None else health.handoff,
     )
 
 
@@ -261,6 +263,14 @@ def render_status(status: SidecarStatus) -> str:
     lines.append(f"sidecar: {running}; status file updated {updated} ago")
     lines.append(f"spool: {status.spool}: {status.segments} segments, {status.segment_bytes} bytes")
     lines.append(f"dead-letter: {status.deadletter_records} records in {status.deadletter}")
+    handoff = status.handoff
+    if handoff is not None:
+        lines.append(
+            f"adopting from {handoff.directory}: {handoff.adopted_spools} run pod spools "
+            f"({handoff.adopted_segments} segments) taken over, {handoff.waiting} waiting, "
+            f"{handoff.dropped_duplicates} duplicate segments dropped"
+            + (f"; last error: {handoff.last_error}" if handoff.last_error else "")
+        )
     rows = [("SINK", "DELIVERED", "PENDING", "PENDING BYTES", "OLDEST PENDING", "LAST ERROR")]
     for sink in status.sinks:
         name = sink.name + ("" if sink.configured_in_last_run else " (not configured)")

@@ -10,7 +10,9 @@ Every way a line or an item fails to reach a sink ends here, and nowhere else:
 * items an endpoint refused for good, or a batch whose retries were given up:
   :meth:`~Undeliverable.refused`;
 * a segment truncated or replaced under the readers: :meth:`~Undeliverable.segment_reset` (a
-  note, no line).
+  note, no line);
+* a hand-off (:mod:`floe_sidecar.engine.handoff`): the records the sidecar of an adopted pod's
+  spool had dead-lettered (:meth:`~Undeliverable.absorb`).
 
 The decision is always the same: the line (or item) goes to the dead-letter file, with the
 reason and where it came from, durably, before the caller may move its cursor past it. When the
@@ -229,6 +231,19 @@ class Undeliverable:
                 offset=0,
             )
             self.reported += self.deadletter.write([note])
+
+    # -- a hand-off ----------------------------------------------------------------------------
+
+    def seed(self, segment: str, position: SegmentPosition) -> None:
+        """Bad lines of ``segment`` below ``position`` were dead-lettered by another sidecar (a
+        run pod's, whose spool this one adopts): they are not reported again."""
+        with self._lock:
+            self.cursor.positions[segment] = position
+            self._dirty = True
+
+    def absorb(self, data: bytes) -> int:
+        """The dead-letter records of an adopted spool, appended as they are; their count."""
+        return self.deadletter.absorb(data)
 
     def forget(self, segments: Iterable[str]) -> None:
         """Retired segments need no mark."""
