@@ -107,6 +107,7 @@ class Receiver:
     requests: list[tuple[str, int]] = field(default_factory=list)  # (path, status answered)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    port: int = 0  # 0: any free port; a fixed one lets a test bring an endpoint "back"
 
     @property
     def url(self) -> str:
@@ -143,7 +144,7 @@ class Receiver:
                 except (BrokenPipeError, ConnectionResetError):
                     return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
