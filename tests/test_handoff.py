@@ -41,6 +41,7 @@ from support.sidecar import Receiver, SidecarProcess, run_sidecar
 from floe_core.events import Event, decode_event, encode_event
 from floe_core.layout import SpoolLayout
 from floe_core.spool import SpoolWriter, list_segments
+from floe_sidecar.engine.deadletter import read_deadletter
 from floe_sidecar.sinks.openlineage.translate import translate_event
 
 pytestmark = pytest.mark.slow
@@ -602,3 +603,43 @@ def _offer_again(node: Node, pod_name: str, segment_name: str, data: bytes) -> N
     tmp.rename(spool / segment_name)
     layout = SpoolLayout(spool).ensure()
     layout.released.write_text("{}\n")
+
+
+def test_adopt_once_drains_what_ended_pods_left_and_follows_no_symlink(tmp_path: Path) -> None:
+    """``--once --adopt`` (a node drained by hand): adopts, delivers, exits. A pod directory
+    that is a symbolic link is never followed, nor a segment that is one (that link is removed
+    and noted in the dead-letter file)."""
+    node_spool, handoff, outside = tmp_path / "spool", tmp_path / "handoff", tmp_path / "outside"
+    events = synthetic_run()
+    for spool in (handoff / "pod-1" / "spool", outside / "spool"):
+        with SpoolWriter(spool, prefix="adapter") as writer:
+            writer.append(b"".join(encode_event(e) for e in events))
+    (handoff / "pod-2").symlink_to(outside)
+    linked = handoff / "pod-3" / "spool"
+    linked.mkdir(parents=True)
+    (linked / "20260101T000000.000000000-adapter-1-aaaaaa.ndjson").symlink_to(
+        next(iter(list_segments(outside / "spool")))
+    )
+    out = tmp_path / "out.ndjson"
+    done = run_sidecar(
+        "--spool", node_spool, "--adopt", handoff, "--adopt-after", "0", "--once",
+        "--no-default-sinks", "--sink", f"file:{out}",
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr  # all delivered; the refused link is dead-lettered
+    delivered = [json.loads(line)["event_id"] for line in out.read_bytes().splitlines()]
+    assert sorted(delivered) == sorted(e.event_id for e in events), "pod-1, once"
+    assert len(list_segments(outside / "spool")) == 1, "the linked spool was left alone"
+    assert not list_segments(linked), "the link itself removed, its target untouched"
+    records = read_deadletter(SpoolLayout(node_spool).deadletter)
+    (note,) = [r for r in records if r["kind"] == "note"]
+    assert "not a regular file" in str(note["reason"])
+    assert not list_segments(node_spool), "delivered and retired"
+
+
+def test_adopt_refuses_its_own_spool(tmp_path: Path) -> None:
+    done = run_sidecar(
+        "--spool", tmp_path / "handoff" / "node" / "spool", "--adopt", tmp_path / "handoff",
+        "--once", "--no-default-sinks", "--sink", "console",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert b"must not be in it" in done.stderr

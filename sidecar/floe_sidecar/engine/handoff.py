@@ -238,7 +238,7 @@ class Adopter:
         for path in segments:
             st = os.lstat(path)
             if not stat.S_ISREG(st.st_mode):
-                log.warning("not a regular file; left alone", extra={"path": str(path)})
+                self._refuse(pod, path)
                 continue
             head = _head(path)
             identity = (st.st_size, fingerprint(head))
@@ -336,6 +336,13 @@ class Adopter:
         for pipeline in self.pipelines:
             pipeline.save_if_dirty()
         self.undeliverable.save_if_dirty()
+
+    def _refuse(self, pod: SpoolLayout, path: Path) -> None:
+        """A segment name that is not a regular file (a symbolic link, say) is never followed:
+        the entry itself is removed, and the dead-letter file says so."""
+        self.undeliverable.not_a_segment(pod.spool_dir, path.name)
+        log.warning("not a regular file in a pod's spool; removed", extra={"path": str(path)})
+        os.unlink(path)
 
     def _absorb_deadletter(self, pod: SpoolLayout) -> int:
         path = pod.deadletter

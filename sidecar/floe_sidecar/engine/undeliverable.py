@@ -11,8 +11,9 @@ Every way a line or an item fails to reach a sink ends here, and nowhere else:
   :meth:`~Undeliverable.refused`;
 * a segment truncated or replaced under the readers: :meth:`~Undeliverable.segment_reset` (a
   note, no line);
-* a hand-off (:mod:`floe_sidecar.engine.handoff`): the records the sidecar of an adopted pod's
-  spool had dead-lettered (:meth:`~Undeliverable.absorb`).
+* a hand-off (:mod:`floe_sidecar.engine.handoff`): an entry of an adopted pod's spool that is not
+  a regular file (:meth:`~Undeliverable.not_a_segment`, a note; it is never followed), and the
+  records the pod's sidecar had dead-lettered (:meth:`~Undeliverable.absorb`).
 
 The decision is always the same: the line (or item) goes to the dead-letter file, with the
 reason and where it came from, durably, before the caller may move its cursor past it. When the
@@ -240,6 +241,17 @@ class Undeliverable:
         with self._lock:
             self.cursor.positions[segment] = position
             self._dirty = True
+
+    def not_a_segment(self, spool: Path, name: str) -> None:
+        """An entry of an adopted spool, named like a segment, that is not a regular file (a
+        symbolic link, say): it is never followed; the note says it is removed."""
+        reason = (
+            f"{spool}: {name} is not a regular file (never followed); removed from the pod's spool"
+        )
+        with self._lock:
+            self.reported += self.deadletter.write(
+                [DeadLetterRecord(kind="note", reason=reason, segment=name)]
+            )
 
     def absorb(self, data: bytes) -> int:
         """The dead-letter records of an adopted spool, appended as they are; their count."""
