@@ -150,12 +150,21 @@ class Node:
         )  # fmt: skip
         sidecar = self.sidecar
         wait_for(
-            lambda: '"message":"sidecar starting"' in sidecar.stderr() or not sidecar.alive(),
+            lambda: self._running(sidecar) or not sidecar.alive(),
             30,
             "the node's sidecar to start",
         )
         assert self.sidecar.alive(), self.sidecar.stderr()
         return self.sidecar
+
+    def _running(self, sidecar: SidecarProcess) -> bool:
+        """Its status file says running: its signal handlers are in place (a SIGTERM sent
+        before that would end it as the default action does, without a clean stop)."""
+        try:
+            health = json.loads(SpoolLayout(self.spool).status.read_bytes())
+        except (FileNotFoundError, ValueError):
+            return False
+        return bool(health.get("pid") == sidecar.pid and health.get("state") == "running")
 
     def kill(self) -> None:
         assert self.sidecar is not None

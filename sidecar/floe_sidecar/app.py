@@ -175,7 +175,7 @@ class Sidecar:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                tg.start_soon(self._handle_signals)
+                await tg.start(self._handle_signals)  # in place before the status says running
                 if self.intake is not None:
                     await tg.start(self._serve_intake)
                 if options.watch and not options.once:
@@ -277,8 +277,11 @@ class Sidecar:
             debounce_ms=self.options.watch_debounce_ms,
         )
 
-    async def _handle_signals(self) -> None:
+    async def _handle_signals(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
             async for signum in signals:
                 self.stop(signal.Signals(signum).name)
 
