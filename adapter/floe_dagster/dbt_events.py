@@ -10,6 +10,9 @@ invocation_id, msg, ...}, "data": {...}}``. Four of them carry what the sidecar 
   Hooks have no ``NodeFinished``: their ``LogHookEndLine`` (info) closes them.
 - ``CommandCompleted`` (debug): the command ended -> InvocationFinished
 
+With a log level set, every line at or above it also becomes a ``LogLine`` under its span (see
+``dbt_logs.py`` for the levels, the bounds and the redaction).
+
 ``NodeFinished`` and ``CommandCompleted`` are debug-level events, so the step runs dbt with a
 debug stdout log level and keeps debug lines out of the Dagster log (see ``resource.py``).
 Node details (relation, upstream, columns, owner...) come from the manifest index; timestamps are
@@ -29,6 +32,7 @@ from typing import Any
 
 from floe_core import ids
 from floe_core.events import (
+    MAX_LOG_MESSAGE_CHARS,
     Column,
     ColumnLineage,
     Connection,
@@ -37,6 +41,7 @@ from floe_core.events import (
     Invocation,
     InvocationFinished,
     InvocationStarted,
+    LogLine,
     Node,
     NodeFinished,
     NodeStarted,
@@ -45,7 +50,9 @@ from floe_core.events import (
     UnfinishedNode,
 )
 from floe_core.outcome import failed, node_outcome
+from floe_core.redaction import Redactor
 from floe_dagster.columns import ColumnCapture, RunColumns
+from floe_dagster.dbt_logs import LogBudget, clip, dbt_level, dbt_log_fields, level_at_least
 from floe_dagster.manifest import ManifestIndex
 
 __all__ = ["MAX_COMPILED_SQL_BYTES", "DbtEventBuilder", "dbt_time", "strip_ansi"]
@@ -99,6 +106,9 @@ class DbtEventBuilder:
         target_path: Path | None = None,
         clock: Callable[[], datetime] = _now,
         capture_columns: ColumnCapture | None = None,
+        log_level: str | None = None,
+        redactor: Redactor | None = None,
+        log_budget: LogBudget | None = None,
     ) -> None:
         self.index = index
         self.run = run
@@ -119,6 +129,11 @@ class DbtEventBuilder:
         self.invocation_finished = False
         self._running: dict[str, tuple[Node, datetime]] = {}
         self._errors: list[str] = []
+        # dbt's lines at or above this level become LogLine events (None: no log events).
+        self.log_level = log_level
+        self.redactor = redactor or Redactor()
+        self.log_budget = log_budget or LogBudget()
+        self._log_lines = 0
         self._handlers: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Event | None]]
         self._handlers = {
             "LogStartLine": self._on_start_line,
@@ -165,7 +180,73 @@ class DbtEventBuilder:
             event = handler(info, line.get("data") or {})
             if event is not None:
                 events.append(event)
+        if self.log_level is not None:
+            log_line = self._log_line(info, line.get("data") or {})
+            if log_line is not None:
+                events.append(log_line)
         return events
+
+    def _log_line(self, info: Mapping[str, Any], data: Mapping[str, Any]) -> LogLine | None:
+        """The line as a LogLine, if it is at or above the log level and within the budget."""
+        assert self.log_level is not None
+        level = dbt_level(info)
+        if not level_at_least(level, self.log_level):
+            return None
+        message = info.get("msg")
+        if not isinstance(message, str) or not message.strip():
+            return None
+        if not self.log_budget.allow(level):
+            return None
+        node_info = data.get("node_info")
+        node = self._node(node_info) if isinstance(node_info, Mapping) else None
+        unique_id = node.unique_id if node is not None and self.invocation is not None else None
+        self._log_lines += 1
+        invocation_id = self.invocation.invocation_id if self.invocation is not None else None
+        text = self.redactor.redact(strip_ansi(message).strip())
+        return LogLine(
+            event_id=ids.event_id(
+                "log", self.run.run_id, invocation_id or "", "dbt", str(self._log_lines)
+            ),
+            emitted_at=self._clock(),
+            run=self.run,
+            source="dbt",
+            at=dbt_time(info.get("ts")) or self._clock(),
+            level=level,
+            message=clip(text, MAX_LOG_MESSAGE_CHARS),
+            span_id=self.span_id(unique_id),
+            name=str(info.get("name") or "") or None,
+            code=str(info.get("code") or "") or None,
+            invocation_id=invocation_id,
+            unique_id=unique_id,
+            fields=dbt_log_fields(info, data, self.redactor),
+            environment=self.environment,
+            attributes=self.attributes,
+        )
+
+    def dropped_log_lines(self) -> LogLine | None:
+        """One ``warn`` line saying how many lines the budget left out, if it left any out."""
+        budget = self.log_budget
+        if self.log_level is None or not budget.dropped:
+            return None
+        invocation_id = self.invocation.invocation_id if self.invocation is not None else None
+        return LogLine(
+            event_id=ids.event_id("log", self.run.run_id, invocation_id or "", "dropped"),
+            emitted_at=self._clock(),
+            run=self.run,
+            source="floe",
+            at=self._clock(),
+            level="warn",
+            message=(
+                f"floe: {budget.dropped} log lines below warn were not exported "
+                f"(at most {budget.limit} per step)"
+            ),
+            span_id=self.span_id(None),
+            name="floe_dagster.dbt_logs",
+            invocation_id=invocation_id,
+            fields={"floe.dropped_log_lines": budget.dropped},
+            environment=self.environment,
+            attributes=self.attributes,
+        )
 
     def _start_invocation(
         self, info: Mapping[str, Any], data: Mapping[str, Any]

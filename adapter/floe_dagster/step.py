@@ -30,10 +30,18 @@ from floe_core.artifacts import CompiledArtifacts
 from floe_core.events import DagsterRun, NodeFinished, NodeStarted
 from floe_core.layout import ProjectPaths
 from floe_core.outcome import node_outcome
+from floe_core.redaction import Redactor
 from floe_dagster.column_metadata import column_metadata
 from floe_dagster.dbt_events import DbtEventBuilder, strip_ansi
+from floe_dagster.dbt_logs import LogBudget, LogRecordForwarder, export_level
 from floe_dagster.emitter import EmitStats, EventSink, emitter_from_env
-from floe_dagster.logs import configure_logging, trace_scope, with_trace
+from floe_dagster.logs import (
+    LOGGER_NAME,
+    TraceContextFilter,
+    configure_logging,
+    trace_scope,
+    with_trace,
+)
 from floe_dagster.manifest import ManifestIndex
 from floe_dagster.resource import FloeDbtCliInvocation, FloeDbtResource
 from floe_dbt.connection import connection_identity
@@ -59,7 +67,7 @@ EVENTS_DROPPED_TAG = "floe/events_dropped"
 
 def events_enabled(artifacts: CompiledArtifacts) -> bool:
     """Standalone mode (neither lineage nor traces): no events, no socket, no spool."""
-    return artifacts.observability.lineage or artifacts.observability.traces
+    return artifacts.observability.events
 
 
 @dataclass(frozen=True)
@@ -84,10 +92,13 @@ class _Observer:
         context: AssetExecutionContext,
         builder: DbtEventBuilder,
         emitter: EventSink,
+        forwarder: LogRecordForwarder | None = None,
     ) -> None:
         self.context = context
         self.builder = builder
         self.emitter = emitter
+        # floe's own log records of this step, as log events (None: logs are off).
+        self.forwarder = forwarder
         self.internal_error: str | None = None
         # Messages for the Dagster log, written by the step's thread (see drain_dagster_log):
         # on_line runs in the thread that reads dbt's output.
@@ -111,8 +122,15 @@ class _Observer:
                     self.column_metadata[event.node.unique_id] = column_metadata(
                         event.output_columns, event.column_lineage, self._asset_key_of(event)
                     )
+            self._forward_records()
         except Exception as exc:  # a floe bug must not stop dbt
             self._internal(exc)
+
+    def _forward_records(self) -> None:
+        """floe's log records queued since the last line, written by the emitter's thread."""
+        if self.forwarder is not None:
+            for record in self.forwarder.drain(limit=64):
+                self.emitter.emit(record)
 
     def _asset_key_of(self, event: NodeFinished) -> Any:
         keys: dict[Any, AssetKey] = {}
@@ -163,6 +181,13 @@ class _Observer:
         try:
             for event in self.builder.finish(success=success, error=error):
                 self.emitter.emit(event)
+            if self.forwarder is not None:
+                logging.getLogger(LOGGER_NAME).removeHandler(self.forwarder)
+                for record in self.forwarder.drain():
+                    self.emitter.emit(record)
+            dropped = self.builder.dropped_log_lines()
+            if dropped is not None:
+                self.emitter.emit(dropped)
             self.emitter.emit(self.builder.run_finished(success=success, error=error))
         except Exception as exc:
             self._internal(exc)
@@ -183,24 +208,46 @@ def _observer(context: AssetExecutionContext, plan: StepPlan, run_id: str) -> _O
     """The step's event builder and emitter; None (events off for this step) if even setting
     them up fails: observability never stops dbt."""
     artifacts = plan.artifacts
+    forwarder = None
     try:
+        run = DagsterRun(
+            run_id=run_id, job_name=context.job_name, started_at=_run_started_at(context)
+        )
+        log_level = export_level(artifacts.observability, os.environ)
+        redactor = Redactor.from_environment(os.environ, artifacts.compute.secret_env_vars)
+        budget = LogBudget()
+        if log_level is not None:
+            # Attached before the emitter exists, so what setting it up logs is exported too.
+            forwarder = LogRecordForwarder(
+                run=run,
+                minimum=log_level,
+                redactor=redactor,
+                budget=budget,
+                environment=artifacts.environment,
+                attributes=artifacts.observability.attributes,
+            )
+            forwarder.addFilter(TraceContextFilter())
+            logging.getLogger(LOGGER_NAME).addHandler(forwarder)
         builder = DbtEventBuilder(
             index=plan.index,
-            run=DagsterRun(
-                run_id=run_id, job_name=context.job_name, started_at=_run_started_at(context)
-            ),
+            run=run,
             project_name=plan.index.project_name or artifacts.name,
             environment=artifacts.environment,
             connection=connection_identity(artifacts, os.environ),
             attributes=artifacts.observability.attributes,
             command=plan.dbt_args,
+            log_level=log_level,
+            redactor=redactor,
+            log_budget=budget,
         )
         emitter = emitter_from_env(os.environ, default_spool_dir=plan.default_spool_dir)
     except Exception as exc:
+        if forwarder is not None:
+            logging.getLogger(LOGGER_NAME).removeHandler(forwarder)
         log.warning("floe events are off for this step: %s", exc, exc_info=True)
         context.log.warning(f"floe: events are off for this step: {exc}")
         return None
-    return _Observer(context, builder, emitter)
+    return _Observer(context, builder, emitter, forwarder)
 
 
 def run_dbt_step(

@@ -123,6 +123,9 @@ def build_artifacts(
         observability=ObservabilityArtifacts(
             traces=obs.traces,
             lineage=obs.lineage,
+            logs=obs.traces if obs.logs is None else obs.logs,
+            metrics=obs.traces if obs.metrics is None else obs.metrics,
+            log_level=obs.log_level,
             otlp_endpoint=obs.otlp_endpoint,
             lineage_endpoint=obs.lineage_endpoint,
             attributes=dict(obs.attributes),

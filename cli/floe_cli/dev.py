@@ -83,7 +83,7 @@ def floe_dev(options: DevOptions, out: IO[str] | None = None) -> int:
     env.pop(SOCKET_ENV, None)
 
     sidecar: RestartingChild | None = None
-    if artifacts.observability.lineage or artifacts.observability.traces:
+    if artifacts.observability.events:
         sidecar = _sidecar(paths, env, say)
     else:
         say("observability is off in floe.yaml (standalone): no sidecar")

@@ -79,7 +79,7 @@ def floe_run(options: RunOptions, out: IO[str] | None = None) -> RunOutcome:
         f"floe run: {artifacts.name} (environment {artifacts.environment}, target "
         f"{artifacts.compute.target}) in {show_path(paths.root)}"
     )
-    events_on = artifacts.observability.lineage or artifacts.observability.traces
+    events_on = artifacts.observability.events
     _set_environment(paths, artifacts)
     _log_adapter_to_file(paths)
 

@@ -52,9 +52,18 @@ class GovernanceArtifacts(msgspec.Struct, frozen=True, kw_only=True):
 class ObservabilityArtifacts(msgspec.Struct, frozen=True, kw_only=True):
     traces: bool = False
     lineage: bool = False
+    # Resolved at compile time (floe.yaml's unset `logs` / `metrics` follow `traces`).
+    logs: bool = False
+    metrics: bool = False
+    log_level: str = "info"  # debug | info | warn | error: the lowest severity exported
     otlp_endpoint: str | None = None
     lineage_endpoint: str | None = None
     attributes: dict[str, str] = {}
+
+    @property
+    def events(self) -> bool:
+        """Whether the adapter writes events at all (any signal on); off is standalone mode."""
+        return self.lineage or self.traces or self.logs or self.metrics
 
 
 class ColumnClassification(msgspec.Struct, frozen=True, kw_only=True):

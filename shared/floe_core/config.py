@@ -57,6 +57,8 @@ SUPPORTED_TARGETS: tuple[str, ...] = get_args(Target)
 T = TypeVar("T")
 
 ClassificationSource = Literal["dbt_meta", "none"]
+#: The lowest severity of the log lines exported (dbt's level names).
+LogLevel = Literal["debug", "info", "warn", "error"]
 Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 EnvName = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")]
 
@@ -91,6 +93,11 @@ class GovernanceConfig(_Section, frozen=True, kw_only=True):
 class ObservabilityConfig(_Section, frozen=True, kw_only=True):
     traces: bool = False
     lineage: bool = False
+    # dbt's log lines and floe's own log records as OTLP logs, and the pipeline's metrics;
+    # unset, they follow `traces` (OpenTelemetry on means all three signals).
+    logs: bool | None = None
+    metrics: bool | None = None
+    log_level: LogLevel = "info"
     otlp_endpoint: str | None = None
     lineage_endpoint: str | None = None
     # Added to every span and lineage run (tenant, team, ...).
@@ -112,6 +119,9 @@ class GovernanceOverride(_Section, frozen=True, kw_only=True):
 class ObservabilityOverride(_Section, frozen=True, kw_only=True):
     traces: bool | msgspec.UnsetType = msgspec.UNSET
     lineage: bool | msgspec.UnsetType = msgspec.UNSET
+    logs: bool | msgspec.UnsetType | None = msgspec.UNSET
+    metrics: bool | msgspec.UnsetType | None = msgspec.UNSET
+    log_level: LogLevel | msgspec.UnsetType = msgspec.UNSET
     otlp_endpoint: str | msgspec.UnsetType | None = msgspec.UNSET
     lineage_endpoint: str | msgspec.UnsetType | None = msgspec.UNSET
     attributes: dict[str, str] | msgspec.UnsetType = msgspec.UNSET

@@ -11,7 +11,8 @@
     │   │   └── ManifestNotFoundError
     │   ├── SinkConfigError     a sidecar sink cannot be built (names the sink)
     │   ├── LineageConfigError  the OpenLineage configuration (openlineage.yml, OPENLINEAGE_*)
-    │   └── TraceConfigError    the trace configuration (OTEL_*, observability.otlp_endpoint)
+    │   └── TraceConfigError    the OpenTelemetry configuration of traces, logs or metrics
+    │                           (OTEL_*, observability.otlp_endpoint)
     ├── UsageError              a command cannot do what it was asked
     │   ├── SelectionError      --select / --exclude matched nothing
     │   ├── NothingToShow       floe show: no file, or no run in it
@@ -21,7 +22,9 @@
     ├── EventError              a line that is not a valid event of a known version
     │   └── UnsupportedEvent    a well-formed event from a newer writer
     └── DeliveryError           a sink did not get a batch through; the engine retries it
-        └── TraceExportError    the OTLP endpoint did not accept a batch
+        ├── ThrottledError      the endpoint asked to wait (HTTP 429/503 with Retry-After)
+        └── OtlpExportError     the OTLP endpoint did not accept a batch of logs or metrics
+            └── TraceExportError    ... of spans
 
 The command-line tools catch :class:`FloeError` only: its message is printed as one line (exit
 status 2); anything else is a bug and shows its traceback. Each error is raised (and exported)
@@ -43,10 +46,12 @@ __all__ = [
     "ManifestError",
     "ManifestNotFoundError",
     "NothingToShow",
+    "OtlpExportError",
     "SelectionError",
     "SinkConfigError",
     "SocketInStateError",
     "SpoolBusyError",
+    "ThrottledError",
     "TraceConfigError",
     "TraceExportError",
     "UnsupportedEvent",
@@ -119,7 +124,8 @@ class LineageConfigError(ConfigError):
 
 
 class TraceConfigError(ConfigError):
-    """A trace setting is unusable; the message names the variable or field and the fix."""
+    """An OpenTelemetry setting (of traces, logs or metrics) is unusable; the message names the
+    variable or field and the fix."""
 
 
 # --- usage ----------------------------------------------------------------------------------
@@ -158,8 +164,24 @@ class UnsupportedEvent(EventError):
 
 class DeliveryError(FloeError):
     """A sink did not get a batch through (backend down, slow or refusing everyone); the engine
-    keeps its cursor and retries the batch with backoff."""
+    keeps its cursor and retries the batch with backoff.
+
+    ``retry_after``: seconds the endpoint asked the client to wait before trying again (an HTTP
+    ``Retry-After``); the engine waits at least that long, within its throttle limit.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
-class TraceExportError(DeliveryError):
-    """The OTLP endpoint did not accept a batch."""
+class ThrottledError(DeliveryError):
+    """The endpoint answered 429 or 503 and said when to come back (``retry_after``)."""
+
+
+class OtlpExportError(DeliveryError):
+    """The OTLP endpoint did not accept a batch (of log records or data points)."""
+
+
+class TraceExportError(OtlpExportError):
+    """The OTLP endpoint did not accept a batch of spans."""

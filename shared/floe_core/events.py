@@ -20,6 +20,8 @@ import msgspec
 from floe_core.errors import EventError, UnsupportedEvent
 
 __all__ = [
+    "LOG_LEVELS",
+    "MAX_LOG_MESSAGE_CHARS",
     "SCHEMA_VERSION",
     "Classification",
     "Column",
@@ -34,6 +36,7 @@ __all__ = [
     "Invocation",
     "InvocationFinished",
     "InvocationStarted",
+    "LogLine",
     "Node",
     "NodeFinished",
     "NodeStarted",
@@ -272,7 +275,43 @@ class RunFinished(_EventBase, frozen=True, kw_only=True, tag="run_finished"):
     attributes: dict[str, str] = {}
 
 
-Event = InvocationStarted | NodeStarted | NodeFinished | InvocationFinished | RunFinished
+#: Log severities, lowest first: dbt's level names, plus ``fatal`` for a critical floe record.
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warn", "error", "fatal")
+
+LogValue = str | int | float | bool
+#: A log line's message is cut (and marked) beyond this many characters.
+MAX_LOG_MESSAGE_CHARS = 16 * 1024
+
+
+class LogLine(_EventBase, frozen=True, kw_only=True, tag="log"):
+    """One log line of a run: a line of dbt's structured log, or a record of floe's adapter.
+
+    Written for each line at or above ``observability.log_level``; becomes an OTLP LogRecord in
+    the trace of the run, under the span it belongs to (the node's, else the invocation's, else
+    the run's). Self-contained like every event, but lean: the run, the ids and the resource
+    attributes, not the whole invocation (a run has many more log lines than nodes). Added
+    within schema version 1: an older sidecar dead-letters these lines as an unknown type (and
+    can deliver them once upgraded, with ``floe-sidecar replay`` or by moving them back).
+    """
+
+    run: DagsterRun
+    source: str  # "dbt" (dbt's own log) or "floe" (the adapter's log records)
+    at: datetime  # when the line was written (dbt's ``info.ts``; the record's time)
+    level: str  # one of LOG_LEVELS
+    message: str  # ANSI colours removed, credentials redacted, at most MAX_LOG_MESSAGE_CHARS
+    span_id: str  # 16 hex digits: the span the line belongs to (floe_core.ids)
+    name: str | None = None  # dbt's event name (LogModelResult, ...) or floe's logger name
+    code: str | None = None  # dbt's event code (Q012, ...)
+    invocation_id: str | None = None  # dbt's invocation id, once known
+    unique_id: str | None = None  # the dbt node the line is about, when it has a span
+    # dbt's fields (scalars of ``data``, ``node_info``) and floe's ``extra``, flattened.
+    fields: dict[str, LogValue] = {}
+    # The run's environment and observability.attributes: the record's resource attributes.
+    environment: str | None = None
+    attributes: dict[str, str] = {}
+
+
+Event = InvocationStarted | NodeStarted | NodeFinished | InvocationFinished | RunFinished | LogLine
 
 
 _encoder = msgspec.json.Encoder()

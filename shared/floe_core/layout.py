@@ -12,6 +12,8 @@ A project's local state lives next to its floe.yaml, under ``.floe/`` (:class:`P
       lineage/openlineage.ndjson     lineage when no endpoint is configured (embedded default)
       traces/otlp-traces.jsonl       traces when no endpoint is configured (embedded default)
       html/run-<run id>.html         floe show --html / floe run --html: the run's page
+      logs/otlp-logs.jsonl           log records when no endpoint is configured (embedded default)
+      metrics/otlp-metrics.jsonl     metrics when no endpoint is configured (embedded default)
       sidecar.sock                   the sidecar's socket (if too long: a short per-user path)
 
 The sidecar keeps its own state inside the spool, under ``<spool>/.sidecar/`` (hidden, so it is
@@ -28,8 +30,8 @@ never mistaken for a segment, and owner-only like the spool itself; :class:`Spoo
         released             a run pod's sidecar (--handoff) stopped cleanly: adopt at once
         adopted.json         a node's sidecar (--adopt): the segments it took over (the ledger)
 
-A sink's name keys its cursor file; the built-in ones are :data:`LINEAGE_SINK` and
-:data:`TRACES_SINK`.
+A sink's name keys its cursor file; the built-in ones are :data:`LINEAGE_SINK`,
+:data:`TRACES_SINK`, :data:`LOGS_SINK` and :data:`METRICS_SINK`.
 
 On a Kubernetes node (docs/scale.md) each run pod's spool is ``<handoff>/<pod>/``
 :data:`POD_SPOOL_DIR`, in a directory of its own on a node volume; the node's sidecar
@@ -53,6 +55,10 @@ __all__ = [
     "FLOE_DIR",
     "LINEAGE_FILE",
     "LINEAGE_SINK",
+    "LOGS_FILE",
+    "LOGS_SINK",
+    "METRICS_FILE",
+    "METRICS_SINK",
     "PAGES_DIR",
     "POD_SPOOL_DIR",
     "PROFILES_DIR",
@@ -79,6 +85,8 @@ LINEAGE_FILE = Path("lineage") / "openlineage.ndjson"
 TRACES_FILE = Path("traces") / "otlp-traces.jsonl"
 #: ``floe show --html`` / ``floe run --html``: one page per run, ``run-<run id>.html``.
 PAGES_DIR = "html"
+LOGS_FILE = Path(LOGS_DIR) / "otlp-logs.jsonl"
+METRICS_FILE = Path("metrics") / "otlp-metrics.jsonl"
 #: Relative to the working directory: where commands look when nothing else is said.
 DEFAULT_ARTIFACTS_PATH = f"{FLOE_DIR}/{ARTIFACTS_FILE}"
 DEFAULT_SPOOL_DIR = f"{FLOE_DIR}/{SPOOL_DIR}"
@@ -86,6 +94,8 @@ DEFAULT_SPOOL_DIR = f"{FLOE_DIR}/{SPOOL_DIR}"
 #: The built-in sinks' names (their cursors, their rows in ``floe-sidecar status``).
 LINEAGE_SINK = "openlineage"
 TRACES_SINK = "otel"
+LOGS_SINK = "otel-logs"
+METRICS_SINK = "otel-metrics"
 
 STATE_DIR_NAME = ".sidecar"
 #: A run pod's spool inside its own directory of the node's hand-off volume (``<pod>/spool``).
@@ -156,6 +166,14 @@ class ProjectPaths:
     @property
     def traces_file(self) -> Path:
         return self.floe_dir / TRACES_FILE
+
+    @property
+    def logs_file(self) -> Path:
+        return self.floe_dir / LOGS_FILE
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.floe_dir / METRICS_FILE
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from floe_core.events import (
     Invocation,
     InvocationFinished,
     InvocationStarted,
+    LogLine,
     Node,
     NodeFinished,
     NodeStarted,
@@ -243,6 +244,8 @@ class SpanTranslator:
             return (self._run_span(event),)
         if isinstance(event, InvocationStarted | NodeStarted):
             return ()  # spans are written when they end
+        if isinstance(event, LogLine):
+            return ()  # the logs sink's
         raise TypeError(f"not a floe event: {type(event).__name__}")
 
     # -- resources and shared attributes ------------------------------------------------------
