@@ -62,7 +62,7 @@ def test_bad_sink_specs_are_refused_with_the_spec_named(text: str) -> None:
 
 
 def test_builtin_sinks_come_from_their_factories(tmp_path: Path) -> None:
-    assert build_sinks(settings(tmp_path)) == []  # nothing configured: both outputs are off
+    assert build_sinks(settings(tmp_path)) == []  # nothing configured: every output is off
     sinks = build_sinks(
         settings(
             tmp_path,
@@ -72,7 +72,12 @@ def test_builtin_sinks_come_from_their_factories(tmp_path: Path) -> None:
         ),
         [parse_sink_spec("file:x.ndjson")],
     )
-    assert [s.name for s in sinks] == ["openlineage", "otel", "file"]
+    # An OTLP endpoint turns on all three OpenTelemetry signals, each its own sink and cursor.
+    assert [s.name for s in sinks] == ["openlineage", "otel", "otel-logs", "otel-metrics", "file"]
+    no_logs = settings(
+        tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318", OTEL_LOGS_EXPORTER="none"
+    )
+    assert [s.name for s in build_sinks(no_logs)] == ["otel", "otel-metrics"]
     assert [s.name for s in build_sinks(settings(tmp_path), [ConsoleSink()], builtin=False)] == [
         "console"
     ]

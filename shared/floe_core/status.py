@@ -36,6 +36,8 @@ class SinkStatus(msgspec.Struct, frozen=True, kw_only=True):
     last_error_at: float | None = None  # wall clock
     consecutive_failures: int = 0
     delivering_for_s: float | None = None  # the current deliver call has run this long
+    # When its cursor began (epoch seconds): ``delivered`` and ``dead_lettered`` count from here.
+    counting_since: float | None = None
 
 
 class HandoffStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,7 +2,7 @@
 
 Start: take the spool's lock (one sidecar per spool), open the dead-letter file, start one runner
 per sink, the socket intake (if any), the spool watcher and the housekeeping (status file,
-segment retirement).
+segment retirement, and the health reports of the sinks that take them: the metrics sink).
 
 Stop (SIGTERM/SIGINT, or ``--once`` having delivered everything): stop intake first (no new
 lines; the intake segment is sealed), let every sink deliver what is already in the spool for at
@@ -24,6 +24,7 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,12 @@ from floe_sidecar.engine.status import (
     SinkHealth,
     count_pending,
     pending_bytes,
+    spool_status,
     write_health,
 )
 from floe_sidecar.engine.undeliverable import Undeliverable
 from floe_sidecar.engine.wakeup import Wakeup
+from floe_sidecar.engine.worker import ThreadWorker
 from floe_sidecar.sinks.base import Sink
 from floe_sidecar.sources.socket import SocketIntake
 from floe_sidecar.sources.spool_watch import watch_spool
@@ -57,6 +60,8 @@ __all__ = ["RunReport", "Sidecar", "SinkReport", "SpoolBusyError"]
 log = logging.getLogger("floe_sidecar")
 
 CLOSE_TIMEOUT = 5.0
+#: The health report when the sidecar stops may hold up the exit this long at most.
+FINAL_HEALTH_TIMEOUT = 2.0
 LOCK_WAIT_S = 30.0
 
 
@@ -132,6 +137,10 @@ class Sidecar:
         self._lock_fd: int | None = None
         self._stop_requested = False
         self._tg: anyio.abc.TaskGroup | None = None
+        # Sinks that report the sidecar's health (HealthObserver), on a daemon thread of their
+        # own: a hung endpoint holds up neither delivery nor the exit.
+        self.observers = [s for s in self.sinks if callable(getattr(s, "observe", None))]
+        self._health_worker = ThreadWorker("health") if self.observers else None
 
     # -- public ----------------------------------------------------------------------------
 
@@ -317,7 +326,11 @@ class Sidecar:
 
     async def _housekeeping(self) -> None:
         interval = min(self.options.rescan_interval, self.options.status_interval)
+        health_every = min(
+            (float(getattr(s, "health_interval", 60.0)) for s in self.observers), default=None
+        )
         last_status = 0.0
+        last_health = time.monotonic()
         while True:
             await anyio.sleep(interval)
             await anyio.to_thread.run_sync(self._retire)
@@ -326,6 +339,29 @@ class Sidecar:
             if time.monotonic() - last_status >= self.options.status_interval:
                 last_status = time.monotonic()
                 await anyio.to_thread.run_sync(self._write_status)
+            if health_every is not None and time.monotonic() - last_health >= health_every:
+                last_health = time.monotonic()
+                await self._report_health(timeout=health_every)
+
+    async def _report_health(self, timeout: float) -> None:
+        """Hand the spool's status to each health observer (bounded; failures only logged)."""
+        worker = self._health_worker
+        if worker is None or worker.busy_since is not None:
+            return  # the last report has not returned (a hung endpoint): skip this one
+        try:
+            status = await anyio.to_thread.run_sync(spool_status, self.layout)
+        except OSError as exc:
+            log.warning("cannot read the status for the health report", extra={"error": str(exc)})
+            return
+        for sink in self.observers:
+            with anyio.move_on_after(timeout):
+                try:
+                    await worker.run(partial(sink.observe, status))  # type: ignore[attr-defined]
+                except Exception as exc:
+                    log.info(
+                        "health report not delivered; the next one supersedes it",
+                        extra={"sink": sink.name, "error": f"{type(exc).__name__}: {exc}"},
+                    )
 
     async def _adopt(self) -> None:
         assert self.adopter is not None
@@ -363,6 +399,8 @@ class Sidecar:
             if self.options.handoff:
                 self._release_for_handoff()
             self._write_status()
+            if self.observers:
+                await self._report_health(timeout=FINAL_HEALTH_TIMEOUT)
             self.report.sinks = [self._sink_report(r) for r in self.runners]
             if self.deadletter is not None:
                 self.report.deadlettered = self.deadletter.count
@@ -371,6 +409,8 @@ class Sidecar:
                     tg.start_soon(self._close_sink, runner)
             if self.deadletter is not None:
                 self.deadletter.close()
+            if self._health_worker is not None:
+                self._health_worker.stop()
             log.info(
                 "sidecar stopped",
                 extra={

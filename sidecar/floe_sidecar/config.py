@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from floe_core.errors import SinkConfigError
-from floe_core.layout import LINEAGE_SINK, TRACES_SINK, check_sink_name
+from floe_core.layout import LINEAGE_SINK, LOGS_SINK, METRICS_SINK, TRACES_SINK, check_sink_name
 from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.engine.retry import RetryPolicy
 from floe_sidecar.settings import SidecarSettings
@@ -92,6 +92,8 @@ class SinkSpec:
 BUILTIN_SINKS: tuple[tuple[str, str, str], ...] = (
     (LINEAGE_SINK, "floe_sidecar.sinks.openlineage.sink", "build_openlineage_sink"),
     (TRACES_SINK, "floe_sidecar.sinks.otel.sink", "build_trace_sink"),
+    (LOGS_SINK, "floe_sidecar.sinks.otel.logs_sink", "build_log_sink"),
+    (METRICS_SINK, "floe_sidecar.sinks.otel.metrics_sink", "build_metric_sink"),
 )
 
 

@@ -5,6 +5,11 @@ per segment rather than one global offset. A position names the file by inode an
 fingerprint of its first bytes, so a segment replaced or truncated under the same name is noticed
 and read again from the start instead of being skipped. Positions are saved atomically
 (tmp + fsync + rename) only after the sink accepted everything before them.
+
+A sink whose deliveries build on state (cumulative metrics: totals so far, the event ids already
+counted) keeps that state in its cursor, ``state``, saved in the same write as the positions: a
+restart finds the totals that match the positions, never totals that already count lines the
+positions say are still ahead.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from floe_core.fsutil import atomic_write
 
 __all__ = [
     "FINGERPRINT_BYTES",
+    "NO_STATE",
     "Cursor",
     "SegmentPosition",
     "fingerprint",
@@ -29,6 +35,7 @@ __all__ = [
 ]
 
 CURSOR_VERSION = 1
+NO_STATE = msgspec.Raw(b"null")
 FINGERPRINT_BYTES = 256
 
 log = logging.getLogger("floe_sidecar.engine.cursor")
@@ -50,6 +57,10 @@ class Cursor(msgspec.Struct, kw_only=True):
     delivered: int = 0  # items delivered over the cursor's whole life
     dead_lettered: int = 0
     updated_at: float = 0.0
+    #: When this cursor began (epoch seconds): the start of its lifetime totals.
+    created_at: float = 0.0
+    #: The sink's own state as of ``positions`` (JSON, the sink's format; ``null``: none).
+    state: msgspec.Raw = NO_STATE
 
 
 _encoder = msgspec.json.Encoder()
@@ -69,7 +80,7 @@ def load_cursor(path: Path, owner: str) -> Cursor:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return Cursor(owner=owner)
+        return Cursor(owner=owner, created_at=time.time())
     try:
         cursor = _decoder.decode(data)
     except msgspec.MsgspecError as exc:
@@ -79,8 +90,10 @@ def load_cursor(path: Path, owner: str) -> Cursor:
             "cursor unreadable; set aside, starting from the oldest segment",
             extra={"cursor": str(path), "moved_to": str(aside), "error": str(exc)},
         )
-        return Cursor(owner=owner)
+        return Cursor(owner=owner, created_at=time.time())
     cursor.owner = owner
+    if not cursor.created_at:  # written before cursors knew their start
+        cursor.created_at = time.time()
     return cursor
 
 

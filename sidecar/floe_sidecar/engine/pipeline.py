@@ -8,7 +8,9 @@ Whatever cannot be delivered (a line that is not an event, an event translate ra
 the endpoint refused, a batch given up on) is handed to the one owner of such lines,
 :class:`~floe_sidecar.engine.undeliverable.Undeliverable`, which dead-letters it before the cursor
 moves past it. Events become the sink's items; items are delivered in batches of at most
-``max_batch``; the cursor is saved (atomically, durably) only after ``deliver`` returned.
+``max_batch``; the cursor is saved (atomically, durably) only after ``deliver`` returned. A sink
+that keeps state (:class:`~floe_sidecar.sinks.base.StatefulSink`) has it saved in the same
+cursor write.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from floe_core.transport import MAX_LINE_BYTES
-from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
+from floe_sidecar.engine.cursor import NO_STATE, Cursor, SegmentPosition, load_cursor, save_cursor
 from floe_sidecar.engine.reader import SegmentSlice, SpoolReader
 from floe_sidecar.engine.undeliverable import Undeliverable
 from floe_sidecar.sinks.base import Rejection, Sink
@@ -62,6 +66,10 @@ class SinkPipeline:
         self.max_line_bytes = max_line_bytes
         self.linger = linger
         self.cursor: Cursor = load_cursor(cursor_path, sink.name)
+        self._stateful = all(
+            callable(getattr(sink, name, None)) for name in ("restore", "checkpoint", "committed")
+        )
+        self._restore_state()
         self.reader = SpoolReader(
             spool_dir,
             self.cursor.positions,
@@ -168,17 +176,30 @@ class SinkPipeline:
         with self._lock:
             cursor = self.cursor
             gone = self.reader.gone()
+            state = cursor.state
+            if self._stateful:
+                checkpoint = self.sink.checkpoint()  # type: ignore[attr-defined]
+                state = msgspec.Raw(checkpoint) if checkpoint is not None else NO_STATE
             updated = Cursor(
                 owner=cursor.owner,
                 positions=self._advanced(batch.pieces, gone),
                 delivered=cursor.delivered + delivered,
                 dead_lettered=cursor.dead_lettered + len(refused),
+                created_at=cursor.created_at,
+                state=state,
             )
             save_cursor(self.cursor_path, updated)  # if this raises, nothing moved
             self.cursor = updated
             self.reader.pruned(gone)
             self._dirty = False
+            if self._stateful:
+                self.sink.committed()  # type: ignore[attr-defined]
         return delivered
+
+    def _restore_state(self) -> None:
+        if self._stateful:
+            state = bytes(self.cursor.state)
+            self.sink.restore(None if state in (b"", b"null") else state)  # type: ignore[attr-defined]
 
     def close_sink(self) -> None:
         self.sink.close()
@@ -225,6 +246,7 @@ class SinkPipeline:
                 max_line_bytes=self.max_line_bytes,
                 on_reset=self._on_reset,
             )
+            self._restore_state()
 
     def seed(self, segment: str, position: SegmentPosition) -> None:
         """Start ``segment`` at ``position``: another sidecar delivered this sink's items up to

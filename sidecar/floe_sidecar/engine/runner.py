@@ -115,13 +115,19 @@ class SinkRunner:
                 if self.retry.gives_up(failures, now - first_failure):
                     await self._give_up(batch, failures, error)
                     return
-                delay = self.retry.delay(failures)
+                retry_after = getattr(exc, "retry_after", None)
+                if not isinstance(retry_after, int | float):
+                    retry_after = None
+                delay = self.retry.delay_after(failures, retry_after)
                 log.warning(
-                    "delivery failed; retrying",
+                    "delivery throttled; retrying after the endpoint's Retry-After"
+                    if retry_after is not None
+                    else "delivery failed; retrying",
                     extra={
                         "sink": self.name,
                         "attempt": failures,
                         "retry_in_s": round(delay, 3),
+                        "retry_after_s": retry_after,
                         "items": len(batch.items),
                         "error": error,
                     },

@@ -221,6 +221,7 @@ def spool_status(layout: SpoolLayout) -> SidecarStatus:
                 last_error_at=live.last_error_at if live else None,
                 consecutive_failures=live.consecutive_failures if live else 0,
                 delivering_for_s=live.delivering_for_s if live else None,
+                counting_since=cursor.created_at or None,
             )
         )
     segments = list_segments(layout.spool_dir)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from floe_core.events import Event
+from floe_core.status import SidecarStatus
 
-__all__ = ["Rejection", "Sink"]
+__all__ = ["HealthObserver", "Rejection", "Sink", "StatefulSink"]
 
 T = TypeVar("T")
 
@@ -45,3 +46,39 @@ class Sink(Protocol[T]):
     def close(self) -> None:
         """Release connections; called once at shutdown."""
         ...
+
+
+class StatefulSink(Protocol):
+    """Optional, besides :class:`Sink`: a sink whose deliveries build on state (cumulative
+    metrics). The engine keeps the state in the sink's cursor, written with its positions in one
+    atomic save, so a batch delivered again after a crash builds on the state it was first
+    delivered on.
+
+    Order: ``restore`` once (and again after the runner restarts), then per batch ``deliver`` ->
+    ``checkpoint`` (the state including that batch, not yet on disk) -> the cursor is saved ->
+    ``committed``. A ``deliver`` that raised, or a cursor that could not be saved, leaves the
+    committed state as it was, and the retried batch builds on that again.
+    """
+
+    def restore(self, state: bytes | None) -> None:
+        """Start from ``state`` (the cursor's; None for a new cursor)."""
+        ...
+
+    def checkpoint(self) -> bytes | None:
+        """The state to save with the batch just delivered (None: no state)."""
+        ...
+
+    def committed(self) -> None:
+        """The checkpoint is on disk: the next ``deliver`` builds on it."""
+        ...
+
+
+class HealthObserver(Protocol):
+    """Optional, besides :class:`Sink`: a sink that reports the sidecar's own health (the
+    metrics sink). The engine calls ``observe`` every ``health_interval`` seconds and once when
+    it stops, on a thread of its own; a call that fails or hangs is simply superseded by the next.
+    """
+
+    health_interval: float
+
+    def observe(self, status: SidecarStatus) -> None: ...

@@ -12,7 +12,9 @@ users know: url, endpoint, timeout, auth, compression, custom_headers, sslContex
 * ``http`` (and ``async_http``): one POST per batch to ``<endpoint>/batch`` when the backend
   offers it (probed once, remembered after a 404/405/501), else one POST per event, in order.
   No retries inside; a 2xx is delivered; 408, 425, 429, 5xx, 401, 403, 404, redirects and
-  network errors raise; any other 4xx rejects that event with the response text. Events of a
+  network errors raise (a 429 or 503 with ``Retry-After`` raises :class:`ThrottledError`, and
+  the engine waits that long before the next attempt); any other 4xx rejects that event with
+  the response text. Events of a
   batch already accepted are not re-sent when the engine retries the same batch, so a retry never
   replays a START after its COMPLETE.
 * ``file`` with ``append: true`` (the embedded default): NDJSON appended and fsynced per batch.
@@ -38,8 +40,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from floe_core.errors import DeliveryError, LineageConfigError
+from floe_core.errors import DeliveryError, LineageConfigError, ThrottledError
 from floe_core.fsutil import append_lines
+from floe_sidecar.engine.retry import THROTTLE_STATUSES, parse_retry_after
 from floe_sidecar.sinks.base import Rejection
 
 __all__ = [
@@ -125,6 +128,8 @@ class HttpDelivery:
         self._progress: tuple[tuple[int, int], int, list[Rejection]] | None = None
 
     def _post(self, url: str, body: bytes) -> tuple[int, str]:
+        """POST ``body``: (status, the start of the response text). A 429 or 503 with a
+        ``Retry-After`` raises :class:`ThrottledError`."""
         headers = dict(self._headers)
         try:
             bearer = self._auth.get_bearer()
@@ -146,7 +151,16 @@ class HttpDelivery:
         except self._exceptions as exc:
             raise DeliveryError(f"POST {_redact(url)}: {type(exc).__name__}: {exc}") from None
         with response:
-            return response.status_code, response.text[:_REASON_CHARS]
+            status, text = response.status_code, response.text[:_REASON_CHARS]
+            if status in THROTTLE_STATUSES:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if retry_after is not None:
+                    raise ThrottledError(
+                        f"POST {_redact(url)}: HTTP {status} (Retry-After {retry_after:g}s): "
+                        f"{text[:200]}",
+                        retry_after=retry_after,
+                    )
+            return status, text
 
     def deliver(self, events: Sequence[bytes]) -> list[Rejection]:
         if not events:
@@ -366,6 +380,7 @@ class CompositeDelivery:
         key = _batch_key(events)
         rejected: dict[int, list[str]] = {}
         failures: list[str] = []
+        retry_after: float | None = None
         successes = 0
         for child in self.children:
             if self._done.get(child.name) != key:
@@ -376,6 +391,8 @@ class CompositeDelivery:
                         )
                 except DeliveryError as exc:
                     failures.append(f"{child.name}: {exc}")
+                    if exc.retry_after is not None:
+                        retry_after = max(retry_after or 0.0, exc.retry_after)
                     if not self.continue_on_failure:
                         break
                     continue
@@ -385,7 +402,7 @@ class CompositeDelivery:
                 break
         all_needed = self.continue_on_success
         if failures and (all_needed or successes == 0):
-            raise DeliveryError("; ".join(failures))
+            raise DeliveryError("; ".join(failures), retry_after=retry_after)
         return [
             Rejection(index, " | ".join(reasons)) for index, reasons in sorted(rejected.items())
         ]

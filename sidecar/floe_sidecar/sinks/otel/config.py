@@ -1,21 +1,30 @@
-"""Where traces go, resolved once from the compiled artifacts and the standard OTel variables.
+"""Where each OpenTelemetry signal goes (traces, logs, metrics), resolved once from the compiled
+artifacts and the standard OTel variables.
 
-Switches, in order: ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none`` turn traces off;
-otherwise ``observability.traces`` from the compiled artifacts decides. Without compiled
-artifacts, traces are on only when an OTLP endpoint variable is set.
+Switches, per signal, in order: ``OTEL_SDK_DISABLED=true`` or ``OTEL_<SIGNAL>_EXPORTER=none``
+(``OTEL_TRACES_EXPORTER``, ``OTEL_LOGS_EXPORTER``, ``OTEL_METRICS_EXPORTER``) turn it off;
+otherwise ``observability.<signal>`` from the compiled artifacts decides (floe.yaml's unset
+``logs`` and ``metrics`` follow ``traces``). Without compiled artifacts, a signal is on only when
+an OTLP endpoint variable is set.
 
-Destination: the first of ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (used as is),
-``OTEL_EXPORTER_OTLP_ENDPOINT`` and ``observability.otlp_endpoint`` (base URLs: ``/v1/traces`` is
-appended for HTTP). The environment wins over floe.yaml, so an operator can redirect traces
-without recompiling. With traces on and no endpoint at all, spans go to an OTLP/JSON lines file
-under the local output directory: nothing leaves the machine.
+Destination: the first of ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` (used as is),
+``OTEL_EXPORTER_OTLP_ENDPOINT`` and ``observability.otlp_endpoint`` (base URLs: ``/v1/traces``,
+``/v1/logs`` or ``/v1/metrics`` is appended for HTTP). The environment wins over floe.yaml, so an
+operator can redirect telemetry without recompiling. With a signal on and no endpoint at all, it
+goes to an OTLP/JSON lines file under the local output directory (``traces/otlp-traces.jsonl``,
+``logs/otlp-logs.jsonl``, ``metrics/otlp-metrics.jsonl``): nothing leaves the machine.
 
-Protocol: ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL`` (only the
+Protocol: ``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL`` (only the
 SDK's auto-configuration reads these, so floe does); when unset, port 4317 means ``grpc`` and
 anything else ``http/protobuf`` (the specification's default). Timeouts
-(``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT``) are milliseconds, as the specification says (the
+(``OTEL_EXPORTER_OTLP[_<SIGNAL>]_TIMEOUT``) are milliseconds, as the specification says (the
 Python SDK reads them as seconds); the default is short, because the sidecar retries with its
-own backoff and a dead endpoint should fail fast.
+own backoff and a dead endpoint should fail fast. Headers, certificates and compression follow
+the same signal-then-general rule.
+
+Metrics are cumulative (``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` may say
+``cumulative``; ``delta`` is refused: see ``metrics.py`` for why), and the sidecar's own health is
+sampled every ``OTEL_METRIC_EXPORT_INTERVAL`` milliseconds (default 60000).
 
 Resource: ``service.name`` defaults to ``floe``; ``OTEL_RESOURCE_ATTRIBUTES`` adds to it and
 ``OTEL_SERVICE_NAME`` overrides its ``service.name``; ``observability.attributes`` and the
@@ -34,31 +43,45 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from opentelemetry.util.re import parse_env_headers
 
 from floe_core.errors import TraceConfigError
-from floe_core.layout import TRACES_FILE
+from floe_core.layout import LOGS_FILE, METRICS_FILE, TRACES_FILE
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.otel.translate import ENVIRONMENT_ATTRIBUTE
 
 __all__ = [
+    "DEFAULT_HEALTH_INTERVAL_S",
     "DEFAULT_MAX_BATCH",
     "DEFAULT_SERVICE_NAME",
     "DEFAULT_TIMEOUT_S",
     "FileExport",
     "OtlpExport",
     "OtlpProtocol",
+    "Signal",
+    "SignalConfig",
     "TraceConfig",
     "TraceConfigError",
+    "resolve_signal_config",
     "resolve_trace_config",
 ]
 
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 Compression = Literal["none", "gzip", "deflate"]
+Signal = Literal["traces", "logs", "metrics"]
 
 DEFAULT_SERVICE_NAME: Final = "floe"
 DEFAULT_TIMEOUT_S: Final = 5.0
 DEFAULT_MAX_BATCH: Final = 512
+DEFAULT_HEALTH_INTERVAL_S: Final = 60.0
 _GRPC_PORT: Final = 4317
-_HTTP_TRACES_PATH: Final = "/v1/traces"
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
+_LOCAL_FILES: Final = {"traces": TRACES_FILE, "logs": LOGS_FILE, "metrics": METRICS_FILE}
+# The variable each signal's batch size is read from (the SDK processors' usual knobs), and what
+# a batch holds: spans, log records, data points.
+_BATCH_VARIABLES: Final = {
+    "traces": ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "spans"),
+    "logs": ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "log records"),
+    "metrics": (None, "data points"),
+}
+_DEFAULT_BATCH: Final = {"traces": DEFAULT_MAX_BATCH, "logs": DEFAULT_MAX_BATCH, "metrics": 2048}
 
 
 @dataclass(frozen=True)
@@ -66,7 +89,7 @@ class OtlpExport:
     """Export over OTLP to a collector or backend."""
 
     protocol: OtlpProtocol
-    # grpc: the URL or host:port as configured; http/protobuf: the full URL of the traces path.
+    # grpc: the URL or host:port as configured; http/protobuf: the full URL of the signal's path.
     endpoint: str
     insecure: bool  # grpc only: plaintext instead of TLS
     # Header values are often API keys: kept out of repr (and so out of logs).
@@ -89,52 +112,74 @@ class OtlpExport:
 
 @dataclass(frozen=True)
 class FileExport:
-    """The embedded default: OTLP/JSON lines, one ExportTraceServiceRequest per line."""
+    """The embedded default: OTLP/JSON lines, one export request (ExportTraceServiceRequest,
+    ExportLogsServiceRequest, ExportMetricsServiceRequest) per line."""
 
     path: Path
 
 
 @dataclass(frozen=True)
-class TraceConfig:
+class SignalConfig:
     export: OtlpExport | FileExport
-    # Resource attributes every span starts from (service.name always present).
+    # Resource attributes every span, log record or metric starts from (service.name always).
     resource: Mapping[str, str]
-    # Most spans per export request (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, the usual knob).
+    # Most items per export request (OTEL_BSP_ / OTEL_BLRP_MAX_EXPORT_BATCH_SIZE).
     max_batch: int = DEFAULT_MAX_BATCH
+    signal: Signal = "traces"
+    # Metrics: how often the sidecar's own health is sampled (OTEL_METRIC_EXPORT_INTERVAL).
+    health_interval_s: float = DEFAULT_HEALTH_INTERVAL_S
 
 
-def resolve_trace_config(settings: SidecarSettings) -> TraceConfig | None:
+#: The traces' configuration (the name the trace sink has always used).
+TraceConfig = SignalConfig
+
+
+def resolve_trace_config(settings: SidecarSettings) -> SignalConfig | None:
     """The trace configuration, or ``None`` when traces are switched off."""
+    return resolve_signal_config(settings, "traces")
+
+
+def resolve_signal_config(settings: SidecarSettings, signal: Signal) -> SignalConfig | None:
+    """One signal's configuration, or ``None`` when that signal is switched off."""
     env = settings.environ
     if _flag(env, "OTEL_SDK_DISABLED"):
         return None
-    exporters = {
-        item.strip().lower() for item in env.get("OTEL_TRACES_EXPORTER", "").split(",")
-    } - {""}
+    switch = f"OTEL_{signal.upper()}_EXPORTER"
+    exporters = {item.strip().lower() for item in env.get(switch, "").split(",")} - {""}
     if exporters == {"none"}:
         return None
     unsupported = exporters - {"otlp"}
     if unsupported:
         raise TraceConfigError(
-            f"OTEL_TRACES_EXPORTER={env['OTEL_TRACES_EXPORTER']!r}: floe-sidecar exports traces "
-            "over OTLP only; use 'otlp' or 'none'"
+            f"{switch}={env[switch]!r}: floe-sidecar exports {signal} over OTLP only; "
+            "use 'otlp' or 'none'"
         )
     observability = settings.artifacts.observability if settings.artifacts else None
-    signal_endpoint = _get(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    signal_endpoint = _get(env, f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
     base_endpoint = _get(env, "OTEL_EXPORTER_OTLP_ENDPOINT")
     if observability is not None:
-        if not observability.traces:
+        if not getattr(observability, signal):
             return None
         base_endpoint = base_endpoint or observability.otlp_endpoint
     elif not (signal_endpoint or base_endpoint):
         return None
+    if signal == "metrics":
+        _check_temporality(env)
     resource = _resource(settings)
-    max_batch = _max_batch(env)
+    max_batch = _max_batch(env, signal)
+    interval = _health_interval(env) if signal == "metrics" else DEFAULT_HEALTH_INTERVAL_S
+    export: OtlpExport | FileExport
     if not (signal_endpoint or base_endpoint):
-        path = settings.local_output_dir / TRACES_FILE
-        return TraceConfig(export=FileExport(path=path), resource=resource, max_batch=max_batch)
-    export = _otlp(env, signal_endpoint, base_endpoint)
-    return TraceConfig(export=export, resource=resource, max_batch=max_batch)
+        export = FileExport(path=settings.local_output_dir / _LOCAL_FILES[signal])
+    else:
+        export = _otlp(env, signal, signal_endpoint, base_endpoint)
+    return SignalConfig(
+        export=export,
+        resource=resource,
+        max_batch=max_batch,
+        signal=signal,
+        health_interval_s=interval,
+    )
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -142,25 +187,52 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _signal(env: Mapping[str, str], suffix: str) -> tuple[str, str] | None:
-    """``OTEL_EXPORTER_OTLP_TRACES_<suffix>`` or else ``OTEL_EXPORTER_OTLP_<suffix>``."""
-    for name in (f"OTEL_EXPORTER_OTLP_TRACES_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}"):
+def _signal(env: Mapping[str, str], signal: Signal, suffix: str) -> tuple[str, str] | None:
+    """``OTEL_EXPORTER_OTLP_<SIGNAL>_<suffix>`` or else ``OTEL_EXPORTER_OTLP_<suffix>``."""
+    for name in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}"):
         value = _get(env, name)
         if value is not None:
             return name, value
     return None
 
 
+def _check_temporality(env: Mapping[str, str]) -> None:
+    name = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
+    value = (_get(env, name) or "cumulative").lower()
+    if value != "cumulative":
+        raise TraceConfigError(
+            f"{name}={env[name]!r}: floe-sidecar exports cumulative metrics only (a batch "
+            "delivered again after a restart must not count twice, which deltas would); use "
+            "'cumulative', or convert in an OpenTelemetry Collector (cumulativetodelta processor)"
+        )
+
+
+def _health_interval(env: Mapping[str, str]) -> float:
+    name = "OTEL_METRIC_EXPORT_INTERVAL"
+    value = _get(env, name)
+    if value is None:
+        return DEFAULT_HEALTH_INTERVAL_S
+    try:
+        millis = float(value)
+    except ValueError:
+        raise TraceConfigError(f"{name}={value!r}: expected milliseconds, e.g. 60000") from None
+    if millis <= 0:
+        raise TraceConfigError(f"{name}={value!r}: the interval must be positive (milliseconds)")
+    return millis / 1000
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in _TRUE
 
 
-def _otlp(env: Mapping[str, str], signal_endpoint: str | None, base: str | None) -> OtlpExport:
+def _otlp(
+    env: Mapping[str, str], signal: Signal, signal_endpoint: str | None, base: str | None
+) -> OtlpExport:
     configured = signal_endpoint or base
     assert configured is not None
-    protocol = _protocol(env, configured)
+    protocol = _protocol(env, signal, configured)
     if protocol == "http/protobuf":
-        endpoint = signal_endpoint or _traces_url(configured)
+        endpoint = signal_endpoint or _signal_url(configured, signal)
         if urlsplit(endpoint).scheme not in {"http", "https"}:
             raise TraceConfigError(
                 f"OTLP endpoint {endpoint!r}: OTLP over HTTP needs an http:// or https:// URL"
@@ -168,9 +240,9 @@ def _otlp(env: Mapping[str, str], signal_endpoint: str | None, base: str | None)
         insecure = urlsplit(endpoint).scheme == "http"
     else:
         endpoint = configured
-        insecure = _grpc_insecure(env, endpoint)
+        insecure = _grpc_insecure(env, signal, endpoint)
     headers: dict[str, str] = {}
-    found_headers = _signal(env, "HEADERS")
+    found_headers = _signal(env, signal, "HEADERS")
     if found_headers is not None:
         headers = dict(parse_env_headers(found_headers[1], liberal=True))
     return OtlpExport(
@@ -178,16 +250,16 @@ def _otlp(env: Mapping[str, str], signal_endpoint: str | None, base: str | None)
         endpoint=endpoint,
         insecure=insecure,
         headers=headers,
-        certificate_file=_file(env, "CERTIFICATE"),
-        client_key_file=_file(env, "CLIENT_KEY"),
-        client_certificate_file=_file(env, "CLIENT_CERTIFICATE"),
-        timeout_s=_timeout(env),
-        compression=_compression(env, protocol),
+        certificate_file=_file(env, signal, "CERTIFICATE"),
+        client_key_file=_file(env, signal, "CLIENT_KEY"),
+        client_certificate_file=_file(env, signal, "CLIENT_CERTIFICATE"),
+        timeout_s=_timeout(env, signal),
+        compression=_compression(env, signal, protocol),
     )
 
 
-def _protocol(env: Mapping[str, str], endpoint: str) -> OtlpProtocol:
-    found = _signal(env, "PROTOCOL")
+def _protocol(env: Mapping[str, str], signal: Signal, endpoint: str) -> OtlpProtocol:
+    found = _signal(env, signal, "PROTOCOL")
     if found is None:
         return "grpc" if _port(endpoint) == _GRPC_PORT else "http/protobuf"
     name, value = found
@@ -211,24 +283,25 @@ def _port(endpoint: str) -> int | None:
         raise TraceConfigError(f"OTLP endpoint {endpoint!r}: the port is not a number") from None
 
 
-def _traces_url(base: str) -> str:
+def _signal_url(base: str, signal: Signal) -> str:
+    path = f"/v1/{signal}"
     base = base.rstrip("/")
-    return base if base.endswith(_HTTP_TRACES_PATH) else base + _HTTP_TRACES_PATH
+    return base if base.endswith(path) else base + path
 
 
-def _grpc_insecure(env: Mapping[str, str], endpoint: str) -> bool:
+def _grpc_insecure(env: Mapping[str, str], signal: Signal, endpoint: str) -> bool:
     scheme = urlsplit(endpoint).scheme if "://" in endpoint else ""
     if scheme == "https":
         return False
     if scheme == "http":
         return True
-    # No scheme: OTEL_EXPORTER_OTLP[_TRACES]_INSECURE decides, TLS by default.
-    found = _signal(env, "INSECURE")
+    # No scheme: OTEL_EXPORTER_OTLP[_<SIGNAL>]_INSECURE decides, TLS by default.
+    found = _signal(env, signal, "INSECURE")
     return found is not None and found[1].lower() in _TRUE
 
 
-def _file(env: Mapping[str, str], suffix: str) -> str | None:
-    found = _signal(env, suffix)
+def _file(env: Mapping[str, str], signal: Signal, suffix: str) -> str | None:
+    found = _signal(env, signal, suffix)
     if found is None:
         return None
     name, value = found
@@ -237,8 +310,8 @@ def _file(env: Mapping[str, str], suffix: str) -> str | None:
     return value
 
 
-def _timeout(env: Mapping[str, str]) -> float:
-    found = _signal(env, "TIMEOUT")
+def _timeout(env: Mapping[str, str], signal: Signal) -> float:
+    found = _signal(env, signal, "TIMEOUT")
     if found is None:
         return DEFAULT_TIMEOUT_S
     name, value = found
@@ -251,18 +324,18 @@ def _timeout(env: Mapping[str, str]) -> float:
     return millis / 1000
 
 
-def _max_batch(env: Mapping[str, str]) -> int:
-    name = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
-    value = _get(env, name)
-    if value is None:
-        return DEFAULT_MAX_BATCH
+def _max_batch(env: Mapping[str, str], signal: Signal) -> int:
+    name, items = _BATCH_VARIABLES[signal]
+    value = _get(env, name) if name else None
+    if name is None or value is None:
+        return _DEFAULT_BATCH[signal]
     if not value.isdigit() or int(value) < 1:
-        raise TraceConfigError(f"{name}={value!r}: expected a positive whole number of spans")
+        raise TraceConfigError(f"{name}={value!r}: expected a positive whole number of {items}")
     return int(value)
 
 
-def _compression(env: Mapping[str, str], protocol: OtlpProtocol) -> Compression:
-    found = _signal(env, "COMPRESSION")
+def _compression(env: Mapping[str, str], signal: Signal, protocol: OtlpProtocol) -> Compression:
+    found = _signal(env, signal, "COMPRESSION")
     if found is None:
         return "none"
     name, value = found

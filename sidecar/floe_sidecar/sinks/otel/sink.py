@@ -8,17 +8,14 @@ engine, with its backoff) and never lost.
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Sequence
 from typing import Final
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event as SdkEvent
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from floe_core.errors import TraceExportError
@@ -26,18 +23,13 @@ from floe_core.events import Event
 from floe_core.layout import TRACES_SINK
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.base import Rejection
-from floe_sidecar.sinks.otel.config import FileExport, TraceConfig, resolve_trace_config
-from floe_sidecar.sinks.otel.exporters import build_exporter
+from floe_sidecar.sinks.otel.config import SignalConfig, resolve_trace_config
+from floe_sidecar.sinks.otel.delivery import SCOPE, ResourceCache, destination, export_or_raise
+from floe_sidecar.sinks.otel.exporters import Throttle, build_exporter
 from floe_sidecar.sinks.otel.translate import SpanRecord, SpanTranslator
 
-__all__ = ["TraceExportError", "TraceSink", "build_trace_sink", "to_readable_span"]
+__all__ = ["SCOPE", "TraceExportError", "TraceSink", "build_trace_sink", "to_readable_span"]
 
-
-try:
-    _FLOE_VERSION: str | None = version("floe")
-except PackageNotFoundError:
-    _FLOE_VERSION = None
-SCOPE: Final = InstrumentationScope("floe_sidecar.otel", _FLOE_VERSION)
 
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _KINDS: Final = {"internal": SpanKind.INTERNAL, "server": SpanKind.SERVER}
@@ -53,25 +45,6 @@ def build_trace_sink(settings: SidecarSettings) -> TraceSink | None:
     if config is None:
         return None
     return TraceSink(config)
-
-
-class _ResourceCache:
-    """SDK Resources by attribute set: spans sharing one are grouped in one ResourceSpans."""
-
-    _LIMIT = 256
-
-    def __init__(self) -> None:
-        self._by_items: dict[tuple[tuple[str, str], ...], Resource] = {}
-
-    def get(self, attributes: Mapping[str, str]) -> Resource:
-        key = tuple(sorted(attributes.items()))
-        resource = self._by_items.get(key)
-        if resource is None:
-            if len(self._by_items) >= self._LIMIT:
-                self._by_items.clear()
-            # The plain constructor: no detectors, no environment, exactly these attributes.
-            resource = self._by_items[key] = Resource(dict(key))
-        return resource
 
 
 def to_readable_span(record: SpanRecord, resource: Resource) -> ReadableSpan:
@@ -100,51 +73,22 @@ def to_readable_span(record: SpanRecord, resource: Resource) -> ReadableSpan:
     )
 
 
-class _LastExportError(logging.Handler):
-    """Keeps what an exporter last complained about on this thread, so a retry says why.
-
-    The final error alone can be vague ("max retries"), so the last warning before it (the
-    transient error with its status) is kept too.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self._local = threading.local()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        slot = "error" if record.levelno >= logging.ERROR else "warning"
-        setattr(self._local, slot, record.getMessage())
-
-    def take(self) -> str | None:
-        error: str | None = getattr(self._local, "error", None)
-        warning: str | None = getattr(self._local, "warning", None)
-        self._local.error = self._local.warning = None
-        if error and warning:
-            return f"{error} (last attempt: {warning})"
-        return error or warning
-
-
-_last_error = _LastExportError()
-for _name in ("opentelemetry.exporter", "floe_sidecar.sinks.otel.exporters"):
-    logging.getLogger(_name).addHandler(_last_error)
-
-
 class TraceSink:
     """Sink protocol implementation for OpenTelemetry traces (see ``sinks/base.py``)."""
 
     name: str = TRACES_SINK
 
-    def __init__(self, config: TraceConfig, exporter: SpanExporter | None = None) -> None:
+    def __init__(self, config: SignalConfig, exporter: SpanExporter | None = None) -> None:
         self.config = config
         self.max_batch = config.max_batch
         self._translator = SpanTranslator(config.resource)
-        self._exporter = exporter if exporter is not None else build_exporter(config)
-        self._resources = _ResourceCache()
-        self._lock = threading.Lock()
-        export = config.export
-        self.destination = (
-            str(export.path) if isinstance(export, FileExport) else export.display_endpoint
+        self._throttle = Throttle() if exporter is None else None
+        self._exporter = (
+            exporter if exporter is not None else build_exporter(config, self._throttle)
         )
+        self._resources = ResourceCache()
+        self._lock = threading.Lock()
+        self.destination = destination(config)
 
     def translate(self, event: Event) -> Sequence[SpanRecord]:
         return self._translator.translate(event)
@@ -154,15 +98,14 @@ class TraceSink:
         if not batch:
             return ()
         spans = [to_readable_span(r, self._resources.get(r.resource)) for r in batch]
-        with self._lock:
-            _last_error.take()
-            result = self._exporter.export(spans)
-            reason = _last_error.take()
-        if result is not SpanExportResult.SUCCESS:
-            raise TraceExportError(
-                f"exporting {len(spans)} spans to {self.destination} failed: "
-                f"{reason or 'the exporter reported a failure'}"
-            )
+        export_or_raise(
+            self._exporter,
+            spans,
+            lock=self._lock,
+            throttle=self._throttle,
+            describe=f"{len(spans)} spans to {self.destination}",
+            error=TraceExportError,
+        )
         return ()
 
     def close(self) -> None:
