@@ -19,6 +19,7 @@ from floe_core.layout import (
     ARTIFACTS_FILE,
     FLOE_DIR,
     LINEAGE_FILE,
+    LOGS_FILE,
     PAGES_DIR,
     PROFILES_DIR,
     TRACES_FILE,
@@ -205,25 +206,32 @@ def _run_dev(args: argparse.Namespace) -> int:
 # --- floe show -------------------------------------------------------------------------------
 
 
-SHOW_WHAT = ("lineage", "traces")
+SHOW_WHAT = ("lineage", "traces", "logs")
 
 
 def _configure_show(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "what",
         nargs="?",
-        metavar="{lineage,traces}",
-        help="lineage events or the span waterfall, as text (or --html: one page with both)",
+        metavar="{lineage,traces,logs}",
+        help="lineage events, the span waterfall or the log lines, as text (or --html: one page "
+        "with lineage and spans)",
     )
     parser.add_argument(
         "--run",
         help="Dagster run id, or a unique prefix of it (default: the latest run in the files)",
     )
+    parser.add_argument(
+        "--node", help="logs: only this dbt node's lines (its unique id, or its name)"
+    )
     add_config_path(parser)
     parser.add_argument(
         "--file",
         type=Path,
-        help=f"read this file instead of {FLOE_DIR}/{LINEAGE_FILE} or {FLOE_DIR}/{TRACES_FILE}",
+        help=(
+            f"read this file instead of {FLOE_DIR}/{LINEAGE_FILE}, {FLOE_DIR}/{TRACES_FILE} "
+            f"or {FLOE_DIR}/{LOGS_FILE}"
+        ),
     )
     parser.add_argument(
         "--html",
@@ -243,7 +251,7 @@ def _configure_show(parser: argparse.ArgumentParser) -> None:
 
 def _run_show(args: argparse.Namespace) -> int:
     from floe_cli.errors import CliError
-    from floe_cli.show import show_lineage, show_traces
+    from floe_cli.show import show_lineage, show_logs, show_traces
     from floe_core.config import DEFAULT_CONFIG_FILE
     from floe_core.layout import ProjectPaths
 
@@ -260,12 +268,19 @@ def _run_show(args: argparse.Namespace) -> int:
         _write_page(args.path, args.run, args.output, "floe show")
         return 0
     if args.what is None:
-        raise CliError("say what to show: `floe show lineage`, `floe show traces` or `--html`")
+        raise CliError(
+            "say what to show: `floe show lineage`, `floe show traces`, `floe show logs` "
+            "or `--html`"
+        )
     if args.output is not None:
         raise CliError("-o/--output goes with --html")
+    if args.node and args.what != "logs":
+        raise CliError("--node goes with `floe show logs` only")
     paths = ProjectPaths.find(args.path)
     if args.what == "lineage":
         show_lineage(args.file or paths.lineage_file, args.run, sys.stdout)
+    elif args.what == "logs":
+        show_logs(args.file or paths.logs_file, args.run, args.node, sys.stdout)
     else:
         show_traces(args.file or paths.traces_file, args.run, sys.stdout)
     return 0
@@ -307,7 +322,8 @@ COMMANDS: list[Command] = [
     ),
     Command(
         "show",
-        "a run's lineage or span waterfall from the local files under .floe/, or one HTML page",
+        "a run's lineage, span waterfall or log lines from the local files under .floe/, or one "
+        "HTML page",
         _configure_show,
         _run_show,
     ),

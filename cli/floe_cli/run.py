@@ -5,7 +5,8 @@
 3. materialize the selected assets through Dagster, in this process, on the instance in
    ``.floe/dagster`` (so `floe dev` shows the run), printing assets as they finish;
 4. wait, within a bound, for the sidecar to deliver the run's events; stop it;
-5. print a summary: assets, checks, lineage events and spans delivered or pending, where to look.
+5. print a summary: assets, checks, lineage events, spans, log records and metric data points
+   delivered or pending, where to look.
 
 The exit code is the pipeline's: 0 when the run succeeded, 1 when it failed. Observability
 endpoints never change it; what they did not take is reported and stays in the spool.
@@ -34,7 +35,7 @@ from floe_cli.sidecar import (
     wait_for_socket,
 )
 from floe_core.artifacts import ARTIFACTS_ENV, CompiledArtifacts
-from floe_core.layout import LINEAGE_SINK, TRACES_SINK, ProjectPaths
+from floe_core.layout import LINEAGE_SINK, LOGS_SINK, METRICS_SINK, TRACES_SINK, ProjectPaths
 from floe_core.status import SidecarStatus
 from floe_core.transport import SOCKET_ENV, SPOOL_ENV
 from floe_dagster.progress import RunTally
@@ -228,6 +229,8 @@ def _summary(
     for sink_name, label, unit, local in (
         (LINEAGE_SINK, "lineage", "events", paths.lineage_file),
         (TRACES_SINK, "traces", "spans", paths.traces_file),
+        (LOGS_SINK, "logs", "log records", paths.logs_file),
+        (METRICS_SINK, "metrics", "measurements", paths.metrics_file),
     ):
         now = after.sink(sink_name) if after else None
         if now is None:
@@ -254,7 +257,7 @@ def _summary(
         say(f"  dead-letter: {after.deadletter_records} records in {after.deadletter}")
     say(
         f"  show: floe show lineage --run {run_id}   floe show traces --run {run_id}   "
-        f"floe show --html --run {run_id}"
+        f"floe show logs --run {run_id}   floe show --html --run {run_id}"
     )
 
 
@@ -264,9 +267,9 @@ def _destination(label: str, local: Path) -> str:
             "OPENLINEAGE__TRANSPORT__URL"
         )
     else:
-        configured = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
-            "OTEL_EXPORTER_OTLP_ENDPOINT"
-        )
+        configured = os.environ.get(
+            f"OTEL_EXPORTER_OTLP_{label.upper()}_ENDPOINT"
+        ) or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     if configured:
         return configured
     return show_path(local) if local.exists() else "the endpoint in floe.yaml"

@@ -1,10 +1,13 @@
-"""``floe show lineage|traces [--run ID]``: a run's lineage and span waterfall, in the terminal.
+"""``floe show lineage|traces|logs [--run ID]``: a run's lineage, span waterfall or log lines, in
+the terminal.
 
-Reads the embedded default outputs of the sidecar, standard formats both: OpenLineage RunEvents as
+Reads the embedded default outputs of the sidecar, standard formats all: OpenLineage RunEvents as
 NDJSON (``.floe/lineage/openlineage.ndjson``) and OTLP/JSON lines (``.floe/traces/
-otlp-traces.jsonl``). Plain JSON reading: no OpenLineage or OpenTelemetry library is needed. The
-default run is the most recent one in the file. Delivery is at least once, so duplicates (the same
-runId and state, the same span id) are shown once.
+otlp-traces.jsonl``, ``.floe/logs/otlp-logs.jsonl``). Plain JSON reading: no OpenLineage or
+OpenTelemetry library is needed. The default run is the most recent one in the file. Delivery is
+at least once, so duplicates (the same runId and state, the same span id, the same log record
+uid) are shown once. ``floe show logs --node NAME`` keeps one dbt node's lines (its unique id, or
+its name).
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from typing import IO, Any
 from floe_core.errors import NothingToShow
 
 __all__ = [
+    "LogEntry",
     "NothingToShow",
     "Span",
+    "load_logs",
     "load_spans",
     "render_lineage",
+    "render_logs",
     "render_waterfall",
     "show_lineage",
+    "show_logs",
     "show_traces",
 ]
 
@@ -152,6 +159,126 @@ def show_traces(path: Path, run_id: str | None, out: IO[str]) -> None:
     title = f"trace {key}" + (f" (Dagster run {run})" if run else "")
     print(f"{title}: {len(spans)} spans, {seconds:.2f}s, {errors} with errors", file=out)
     for line in render_waterfall(spans):
+        print(line, file=out)
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+@dataclass
+class LogEntry:
+    trace_id: str
+    span_id: str
+    time_ns: int
+    severity: str
+    body: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unique_id(self) -> str | None:
+        value = self.attributes.get("dbt.unique_id")
+        return str(value) if value else None
+
+    @property
+    def node_name(self) -> str | None:
+        """The node's name as dbt prints it (a test's unique id ends in a hash)."""
+        value = self.attributes.get("dbt.node_info.node_name")
+        if value:
+            return str(value)
+        unique_id = self.unique_id
+        return unique_id.split(".")[2] if unique_id and unique_id.count(".") >= 2 else unique_id
+
+
+def load_logs(path: Path) -> dict[str, list[LogEntry]]:
+    """trace id -> its log records, oldest first, each once (by ``log.record.uid``)."""
+    traces: dict[str, list[LogEntry]] = {}
+    seen: set[str] = set()
+    for request in _json_lines(path):
+        for resource in request.get("resourceLogs") or ():
+            for scope in resource.get("scopeLogs") or ():
+                for raw in scope.get("logRecords") or ():
+                    entry = _log_entry(raw)
+                    if entry is None:
+                        continue
+                    uid = entry.attributes.get("log.record.uid")
+                    if uid is not None:
+                        if uid in seen:
+                            continue
+                        seen.add(str(uid))
+                    traces.setdefault(entry.trace_id, []).append(entry)
+    for entries in traces.values():
+        entries.sort(key=lambda e: e.time_ns)
+    return traces
+
+
+def _log_entry(raw: dict[str, Any]) -> LogEntry | None:
+    from floe_cli.runpage.read import otlp_attributes, otlp_value
+
+    try:
+        body = raw.get("body") or {}
+        return LogEntry(
+            trace_id=str(raw["traceId"]).lower(),
+            span_id=str(raw.get("spanId") or "").lower(),
+            time_ns=int(raw.get("timeUnixNano") or raw.get("observedTimeUnixNano") or 0),
+            severity=str(raw.get("severityText") or "INFO"),
+            body=str(otlp_value(body) if isinstance(body, dict) else body or ""),
+            attributes=otlp_attributes(raw.get("attributes")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _matches_node(entry: LogEntry, node: str) -> bool:
+    return entry.unique_id is not None and node in (entry.unique_id, entry.node_name)
+
+
+NODE_WIDTH = 28
+
+
+def render_logs(entries: list[LogEntry]) -> list[str]:
+    """One line per record (continuation lines indented): UTC time, severity, node, message."""
+    from datetime import UTC, datetime
+
+    lines = []
+    indent = " " * (12 + 1 + 5 + 1 + NODE_WIDTH + 1)
+    for entry in entries:
+        moment = datetime.fromtimestamp(entry.time_ns / 1e9, UTC).strftime("%H:%M:%S.%f")[:-3]
+        node = (entry.node_name or "-")[:NODE_WIDTH]
+        first, *rest = entry.body.splitlines() or [""]
+        lines.append(f"{moment} {entry.severity:<5} {node:<{NODE_WIDTH}} {first}")
+        lines.extend(f"{indent}{more}" for more in rest)
+    return lines
+
+
+def show_logs(path: Path, run_id: str | None, node: str | None, out: IO[str]) -> None:
+    traces = load_logs(path)
+    if not traces:
+        raise NothingToShow(f"{path} holds no log records yet")
+    if run_id:
+        key = _trace_key(run_id)
+        if key not in traces:
+            raise NothingToShow(f"no log records of run {run_id} in {path} ({len(traces)} runs)")
+    else:
+        key = max(traces, key=lambda t: traces[t][-1].time_ns)
+    entries = traces[key]
+    run = next(
+        (
+            e.attributes["cicd.pipeline.run.id"]
+            for e in entries
+            if e.attributes.get("cicd.pipeline.run.id")
+        ),
+        None,
+    )
+    if node:
+        entries = [e for e in entries if _matches_node(e, node)]
+        if not entries:
+            raise NothingToShow(f"no log records of node {node!r} in run {run or key}")
+    errors = sum(1 for e in entries if e.severity in ("ERROR", "FATAL"))
+    title = f"logs of trace {key}" + (f" (Dagster run {run})" if run else "")
+    if node:
+        title += f", node {node}"
+    print(f"{title}: {len(entries)} records, {errors} errors", file=out)
+    for line in render_logs(entries):
         print(line, file=out)
 
 

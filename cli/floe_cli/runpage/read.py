@@ -32,7 +32,16 @@ from floe_cli.runpage.model import SpanEvent, SpanRow
 from floe_core.errors import NothingToShow
 from floe_core.spool import list_segments
 
-__all__ = ["RunFiles", "RunInput", "RunNotFound", "read_run", "span_from_otlp", "span_from_record"]
+__all__ = [
+    "RunFiles",
+    "RunInput",
+    "RunNotFound",
+    "otlp_attributes",
+    "otlp_value",
+    "read_run",
+    "span_from_otlp",
+    "span_from_record",
+]
 
 REPLAY_TIMEOUT_S = 300.0
 
@@ -160,7 +169,7 @@ def trace_id_of_run(run_id: str) -> str:
 # --- spans in both shapes ----------------------------------------------------------------------
 
 
-def _otlp_value(value: Mapping[str, Any]) -> Any:
+def otlp_value(value: Mapping[str, Any]) -> Any:
     for key in ("stringValue", "boolValue", "doubleValue"):
         if key in value:
             return value[key]
@@ -170,17 +179,17 @@ def _otlp_value(value: Mapping[str, Any]) -> Any:
         except (TypeError, ValueError):
             return value["intValue"]
     if "arrayValue" in value:
-        return [_otlp_value(v) for v in (value["arrayValue"] or {}).get("values") or ()]
+        return [otlp_value(v) for v in (value["arrayValue"] or {}).get("values") or ()]
     if "kvlistValue" in value:
-        return _otlp_attributes((value["kvlistValue"] or {}).get("values"))
+        return otlp_attributes((value["kvlistValue"] or {}).get("values"))
     return None
 
 
-def _otlp_attributes(raw: Any) -> dict[str, Any]:
+def otlp_attributes(raw: Any) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     for item in raw or ():
         if isinstance(item, dict) and isinstance(item.get("key"), str):
-            attributes[item["key"]] = _otlp_value(item.get("value") or {})
+            attributes[item["key"]] = otlp_value(item.get("value") or {})
     return attributes
 
 
@@ -201,12 +210,12 @@ def span_from_otlp(raw: Mapping[str, Any]) -> SpanRow | None:
             end_ns=int(raw["endTimeUnixNano"]),
             status=state,
             message=(status.get("message") or None) if state == "error" else None,
-            attributes=_otlp_attributes(raw.get("attributes")),
+            attributes=otlp_attributes(raw.get("attributes")),
             events=[
                 SpanEvent(
                     name=str(e.get("name") or "?"),
                     time_ns=int(e.get("timeUnixNano") or 0),
-                    attributes=_otlp_attributes(e.get("attributes")),
+                    attributes=otlp_attributes(e.get("attributes")),
                 )
                 for e in raw.get("events") or ()
                 if isinstance(e, dict)
