@@ -44,6 +44,7 @@ from floe_core.events import (
     Invocation,
     InvocationFinished,
     InvocationStarted,
+    LogLine,
     Node,
     NodeFinished,
     NodeStarted,
@@ -68,6 +69,8 @@ def artifacts(
     otlp_endpoint: str | None = None,
     lineage_endpoint: str | None = None,
     attributes: dict[str, str] | None = None,
+    logs: bool = False,
+    metrics: bool = False,
 ) -> CompiledArtifacts:
     """CompiledArtifacts of a DuckDB project (no files behind them), observability as asked."""
     return CompiledArtifacts(
@@ -80,6 +83,8 @@ def artifacts(
         observability=ObservabilityArtifacts(
             traces=traces,
             lineage=lineage,
+            logs=logs,
+            metrics=metrics,
             otlp_endpoint=otlp_endpoint,
             lineage_endpoint=lineage_endpoint,
             attributes=attributes or {},
@@ -346,6 +351,65 @@ def run_events(run_id: str = TRACE_RUN_ID, invocation_id: str = TRACE_INVOCATION
         )
     )
     return events
+
+
+def run_log_lines(
+    count: int = 3, run_id: str = TRACE_RUN_ID, invocation_id: str = TRACE_INVOCATION_ID
+) -> list[LogLine]:
+    """Log lines of the trace run, as the adapter writes them: ``count`` per step (dbt's start
+    and result lines, and more), the broken model's error, and a floe record of the run."""
+    inv = trace_invocation(run_id, invocation_id)
+    lines: list[LogLine] = []
+
+    def line(
+        message: str, when: float, level: str = "info", unique_id: str | None = None
+    ) -> LogLine:
+        span = (
+            ids.node_span_id(run_id, invocation_id, unique_id)
+            if unique_id
+            else ids.invocation_span_id(run_id, invocation_id)
+        )
+        return LogLine(
+            event_id=ids.event_id("log", run_id, invocation_id, "dbt", str(len(lines) + 1)),
+            emitted_at=at(when),
+            run=inv.run,
+            source="dbt",
+            at=at(when),
+            level=level,
+            message=message,
+            span_id=ids.span_id_hex(span),
+            name="LogModelResult" if unique_id else "Note",
+            code="Q012" if unique_id else "Z050",
+            invocation_id=invocation_id,
+            unique_id=unique_id,
+            fields={"thread": "Thread-1 (worker)", "data.index": len(lines) + 1},
+            environment=inv.environment,
+            attributes=inv.attributes,
+        )
+
+    lines.append(line("Running with dbt=1.11.2", 0.0))
+    for step in STEPS:
+        for n in range(count):
+            lines.append(line(f"{step.unique_id} line {n}", step.end, unique_id=step.unique_id))
+        if step.error:
+            lines.append(line(step.error, step.end, "error", step.unique_id))
+    lines.append(
+        LogLine(
+            event_id=ids.event_id("log", run_id, "floe", "1"),
+            emitted_at=at(RUN_END),
+            run=inv.run,
+            source="floe",
+            at=at(RUN_END),
+            level="warn",
+            message="floe: 1 event dropped",
+            span_id=ids.span_id_hex(ids.run_span_id(run_id)),
+            name="floe_dagster.step",
+            fields={"events_dropped": 1},
+            environment=inv.environment,
+            attributes=inv.attributes,
+        )
+    )
+    return lines
 
 
 def executed_node_ids() -> set[str]:

@@ -30,12 +30,15 @@ or invocation id is an attribute: that would make a new series per run.
 per series, its total since a start time that never changes while the series lives, and the ids
 of the events already counted (per run, for the last :data:`REMEMBERED_RUNS` runs). The sink
 exports each touched series' total, not the increment, and keeps ``Totals`` in its cursor, saved
-in the same atomic write as its position in the spool. So:
+in the same atomic write as its position in the spool. A series starts at the time of the first
+event it counts, and each point is stamped with the time of the latest (when the node finished,
+not when the sidecar got round to exporting it, hours later after an outage), so exporting the
+same totals again gives the very same points. So:
 
-- a batch exported, then the sidecar killed before the cursor moved: on restart the cursor's
-  totals (from before that batch) and positions agree; the batch is read again and exported
-  again with the same totals as the first time. A backend that got the first export sees the
-  same cumulative value twice, which changes nothing (a rate or an increase over it is the same);
+- a batch exported, then the sidecar killed before the cursor moved (or the cursor write failed
+  and the engine retries): the cursor's totals (from before that batch) and positions agree;
+  the batch is read again and exported again with the same points as the first time. A backend
+  that got the first export sees the same cumulative point twice, which changes nothing;
 - the same event twice in the spool (the adapter spooled a line the sidecar had already taken
   but not acknowledged yet): its id is already counted, so it adds nothing;
 - the cursor lost (deleted by hand): totals start again from zero with a new start time, which
@@ -51,6 +54,7 @@ import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final, Literal
 
 import msgspec
@@ -64,7 +68,7 @@ from floe_core.events import (
     RunFinished,
 )
 from floe_core.outcome import node_outcome
-from floe_sidecar.sinks.otel.translate import ENVIRONMENT_ATTRIBUTE
+from floe_sidecar.sinks.otel.translate import ENVIRONMENT_ATTRIBUTE, to_unix_nanos
 
 __all__ = [
     "INSTRUMENTS",
@@ -139,6 +143,7 @@ class Sample(msgspec.Struct, frozen=True, kw_only=True):
     value: float | int
     event_id: str  # an event counts once, however often it is delivered
     run_id: str
+    time_ns: int  # when it was measured: the event's time (a node's finish)
     index: int = 0  # position among the samples of its event: 0 starts one copy of the event
 
 
@@ -190,9 +195,11 @@ class MetricTranslator:
         self,
         event: Event,
         run_id: str,
+        when: datetime,
         resource: tuple[tuple[str, str], ...],
         measurements: Iterable[tuple[str, float | int, Mapping[str, Value]]],
     ) -> list[Sample]:
+        time_ns = to_unix_nanos(when)
         return [
             Sample(
                 metric=metric,
@@ -201,6 +208,7 @@ class MetricTranslator:
                 value=value,
                 event_id=event.event_id,
                 run_id=run_id,
+                time_ns=time_ns,
                 index=index,
             )
             for index, (metric, value, attributes) in enumerate(measurements)
@@ -230,7 +238,7 @@ class MetricTranslator:
             if event.failures:
                 found.append(("dbt.test.failing_rows", event.failures, attributes))
         resource = self._resource(invocation.environment, invocation.attributes)
-        return self._samples(event, invocation.run.run_id, resource, found)
+        return self._samples(event, invocation.run.run_id, event.finished_at, resource, found)
 
     def _invocation(self, event: InvocationFinished) -> list[Sample]:
         invocation = event.invocation
@@ -250,7 +258,7 @@ class MetricTranslator:
         for unfinished in event.unfinished:  # closed as aborted: they count as executions
             attributes = self._node_attributes(invocation, unfinished.node, "aborted", "error")
             found.append(("dbt.node.executions", 1, attributes))
-        return self._samples(event, invocation.run.run_id, resource, found)
+        return self._samples(event, invocation.run.run_id, event.finished_at, resource, found)
 
     def _run(self, event: RunFinished) -> list[Sample]:
         run = event.run
@@ -269,14 +277,15 @@ class MetricTranslator:
             errors = {"cicd.pipeline.name": run.job_name, "error.type": "dagster_run_failure"}
             found.append(("cicd.pipeline.run.errors", 1, errors))
         resource = self._resource(event.environment, event.attributes)
-        return self._samples(event, run.run_id, resource, found)
+        return self._samples(event, run.run_id, event.finished_at, resource, found)
 
 
 # --- the totals -----------------------------------------------------------------------------
 
 
 class Series(msgspec.Struct, kw_only=True):
-    """One series' total since ``start_ns``: a counter's sum, or a histogram's."""
+    """One series' total since ``start_ns`` (its first event's time) up to ``updated_ns`` (its
+    latest event's time): a counter's sum, or a histogram's."""
 
     metric: str
     attributes: tuple[tuple[str, Value], ...]
@@ -292,7 +301,7 @@ class Series(msgspec.Struct, kw_only=True):
     def key(self) -> tuple[str, tuple[tuple[str, Value], ...], tuple[tuple[str, str], ...]]:
         return self.metric, self.attributes, self.resource
 
-    def add(self, value: float | int, now_ns: int) -> Series:
+    def add(self, value: float | int, time_ns: int) -> Series:
         """A copy with ``value`` added (the committed totals are never changed in place)."""
         instrument = INSTRUMENTS[self.metric]
         buckets = self.buckets
@@ -310,7 +319,7 @@ class Series(msgspec.Struct, kw_only=True):
             buckets=buckets,
             min=low,
             max=high,
-            updated_ns=max(self.updated_ns, now_ns),
+            updated_ns=max(self.updated_ns, time_ns),
         )
 
 
@@ -361,7 +370,7 @@ class Totals:
         )
         return _state_encoder.encode(state)
 
-    def add(self, samples: Sequence[Sample], now_ns: int) -> tuple[Totals, list[Series]]:
+    def add(self, samples: Sequence[Sample]) -> tuple[Totals, list[Series]]:
         """These totals plus ``samples`` (events already counted skipped), and the series the
         samples touched, in first-touched order."""
         series = dict(self.series)
@@ -388,10 +397,10 @@ class Totals:
                     metric=sample.metric,
                     attributes=sample.attributes,
                     resource=sample.resource,
-                    start_ns=now_ns,
-                    updated_ns=now_ns,
+                    start_ns=sample.time_ns,
+                    updated_ns=sample.time_ns,
                 )
-            series[key] = current.add(sample.value, now_ns)
+            series[key] = current.add(sample.value, sample.time_ns)
             touched[key] = None
         for run, shorts in adding.items():
             counted[run] = counted.get(run, frozenset()) | frozenset(shorts)

@@ -2,7 +2,7 @@
 
 Each batch's samples are added to the totals the sink's cursor holds (:class:`Totals`, see
 ``metrics.py`` for why a batch delivered twice counts once); the touched series are exported as
-cumulative data points (start time: when the series began; time: now), and only when the
+cumulative data points (start: the series' first event; time: its latest), and only when the
 endpoint took them do the new totals become the cursor's, in the same atomic write as its
 position (the engine's :class:`~floe_sidecar.sinks.base.StatefulSink` protocol). No
 ``PeriodicExportingMetricReader``: it keeps totals in memory only, so a restart would count a
@@ -82,9 +82,9 @@ HEALTH_METRICS: Final[dict[str, tuple[str, str, str]]] = {
 }
 
 
-def _point(series: Series, now_ns: int) -> NumberDataPoint | HistogramDataPoint:
+def _point(series: Series) -> NumberDataPoint | HistogramDataPoint:
     attributes = dict(series.attributes)
-    time_ns = max(now_ns, series.start_ns)
+    time_ns = max(series.updated_ns, series.start_ns)
     instrument = INSTRUMENTS[series.metric]
     if instrument.kind == "histogram":
         return HistogramDataPoint(
@@ -116,16 +116,12 @@ def _metric(name: str, points: list[Any]) -> Metric:
     return Metric(name=name, description=instrument.description, unit=instrument.unit, data=data)
 
 
-def metrics_data(
-    series: Iterable[Series], now_ns: int, resources: ResourceCache | None = None
-) -> MetricsData:
+def metrics_data(series: Iterable[Series], resources: ResourceCache | None = None) -> MetricsData:
     """Cumulative data points of ``series``, grouped by resource and metric."""
     cache = resources or ResourceCache()
     grouped: dict[tuple[tuple[str, str], ...], dict[str, list[Any]]] = {}
     for item in series:
-        grouped.setdefault(item.resource, {}).setdefault(item.metric, []).append(
-            _point(item, now_ns)
-        )
+        grouped.setdefault(item.resource, {}).setdefault(item.metric, []).append(_point(item))
     return MetricsData(
         resource_metrics=[
             ResourceMetrics(
@@ -262,8 +258,7 @@ class MetricSink:
         self._pending = None
         if not batch:
             return ()
-        now = self._clock()
-        totals, touched = self.totals.add(batch, now)
+        totals, touched = self.totals.add(batch)
         if totals.refused_series and not self._warned_series:
             self._warned_series = True
             log.warning(
@@ -271,7 +266,7 @@ class MetricSink:
                 extra={"sink": self.name, "refused_samples": totals.refused_series},
             )
         if touched:
-            data = metrics_data(touched, now, self._resources)
+            data = metrics_data(touched, self._resources)
             export_or_raise(
                 self._exporter,
                 data,
