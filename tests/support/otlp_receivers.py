@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from concurrent import futures
@@ -178,6 +179,7 @@ class _Recorder:
     # Requests refused per signal while failing on purpose ("traces", "logs", "metrics").
     refused: dict[str, int] = field(default_factory=dict)
     retry_after: str = "1"  # the Retry-After of "throttle" (HTTP)
+    delay_s: float = 0.0  # HTTP: answer each request this much later (a slow backend)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -352,6 +354,8 @@ class HttpReceiver(_Recorder):
                 body = self.rfile.read(length)
                 with recorder.lock:
                     recorder.attempts += 1
+                if recorder.delay_s:
+                    time.sleep(recorder.delay_s)
                 signal = _HTTP_SIGNALS.get(self.path)
                 if recorder.mode == "hang":
                     # A hung request never succeeds: released, it fails (nothing recorded).
