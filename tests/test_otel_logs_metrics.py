@@ -9,6 +9,7 @@ sidecar restarted) is in test_otel_logs_metrics_end_to_end.py.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -459,3 +460,84 @@ def test_node_finished_without_dbt_execution_time_uses_its_timestamps() -> None:
     ]
     assert finished.started_at is not None
     assert duration.value == (finished.finished_at - finished.started_at).total_seconds()
+
+
+# --- Retry-After, in every HTTP sink ------------------------------------------------------
+
+
+@pytest.mark.parametrize("signal", ["traces", "logs", "metrics"])
+def test_every_otlp_http_sink_reads_retry_after(signal: Any) -> None:
+    from floe_sidecar.sinks.otel.sink import TraceSink
+
+    with HttpReceiver(mode="throttle") as receiver:
+        receiver.retry_after = "45"
+        config = _otlp_config(signal, receiver, OTEL_EXPORTER_OTLP_TIMEOUT="1000")
+        sink: Any = {"traces": TraceSink, "logs": LogSink, "metrics": MetricSink}[signal](config)
+        source = run_log_lines(1) if signal == "logs" else run_events()
+        items = [item for event in source for item in sink.translate(event)]
+        with pytest.raises(OtlpExportError) as failure:
+            sink.deliver(items)
+        assert failure.value.retry_after == 45
+        assert "HTTP 429" in str(failure.value)
+        receiver.fail("unavailable")  # a 503 without Retry-After: the engine's own backoff
+        with pytest.raises(OtlpExportError) as failure:
+            sink.deliver(items)
+        assert failure.value.retry_after is None
+        sink.close()
+
+
+def test_openlineage_http_reads_retry_after() -> None:
+    from support.lineage import Receiver
+
+    from floe_core.errors import ThrottledError
+    from floe_sidecar.sinks.openlineage.delivery import HttpDelivery
+
+    receiver = Receiver(mode="throttle", retry_after="7").start()
+    try:
+        delivery = HttpDelivery({"type": "http", "url": receiver.url})
+        with pytest.raises(ThrottledError) as failure:
+            delivery.deliver([b'{"eventType": "START"}', b'{"eventType": "COMPLETE"}'])
+        assert failure.value.retry_after == 7
+        receiver.mode = "ok"
+        assert delivery.deliver([b'{"eventType": "START", "job": {"name": "j"}}']) == []
+        delivery.close()
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.slow
+def test_the_engine_waits_as_long_as_retry_after_says(tmp_path: Path) -> None:
+    """A throttled endpoint is asked again after its Retry-After, not at the backoff's pace."""
+    import msgspec
+    from support.loopback import wait_for
+    from support.sidecar import SidecarProcess
+
+    from floe_core.events import encode_event
+    from floe_core.spool import SpoolWriter
+
+    with SpoolWriter(tmp_path / "spool", prefix="adapter") as writer:
+        writer.append(b"".join(encode_event(e) for e in run_log_lines(1)))
+    artifacts = tmp_path / "artifacts.json"
+    artifacts.write_bytes(msgspec.json.encode(data.artifacts(logs=True)))
+    with HttpReceiver(mode="throttle") as receiver:
+        receiver.retry_after = "3"
+        sidecar = SidecarProcess(
+            tmp_path / "logs",
+            "--spool", tmp_path / "spool", "--artifacts", artifacts,
+            "--retry-initial", "0.05", "--retry-max", "0.1",
+            OTEL_SDK_DISABLED="",
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_EXPORTER_OTLP_TIMEOUT="1000",
+        )  # fmt: skip
+        try:
+            wait_for(lambda: receiver.refused.get("logs", 0) >= 1, 30, "a first attempt")
+            first = time.monotonic()
+            wait_for(lambda: receiver.refused.get("logs", 0) >= 2, 30, "a second attempt")
+            # The backoff alone would have asked about 20 times in these 3 seconds.
+            assert time.monotonic() - first >= 2.5
+            receiver.fail("ok")
+            wait_for(lambda: receiver.log_count() == len(run_log_lines(1)), 30, "the records")
+            throttled = [r for r in sidecar.logs() if r.get("retry_after_s") == 3]
+            assert throttled and "Retry-After" in str(throttled[0]["message"])
+        finally:
+            sidecar.terminate()

@@ -92,7 +92,8 @@ class Received:
 class Receiver:
     """An OpenLineage HTTP backend on 127.0.0.1 whose behaviour a test switches at will.
 
-    ``mode``: "ok" (201), "unavailable" (503), "hang" (answers 504 after ``hang_s``, keeps nothing).
+    ``mode``: "ok" (201), "unavailable" (503), "hang" (answers 504 after ``hang_s``, keeps nothing),
+    "throttle" (429 with ``Retry-After: <retry_after>``).
     ``batch``: serve POST /api/v1/lineage/batch (else 404, like Marquez). ``reject`` picks events
     answered 400 (a whole batch is answered 400 if it holds one).
     """
@@ -100,6 +101,7 @@ class Receiver:
     mode: str = "ok"
     batch: bool = False
     hang_s: float = 3.0
+    retry_after: str = "1"
     reject: Callable[[dict[str, Any]], bool] | None = None
     # After this many accepted requests, switch to "unavailable" (an outage mid-batch).
     fail_after: int | None = None
@@ -139,6 +141,8 @@ class Receiver:
                     self.send_response(status)
                     self.send_header("Content-Type", "text/plain")
                     self.send_header("Content-Length", str(len(payload)))
+                    if status == 429:
+                        self.send_header("Retry-After", receiver.retry_after)
                     self.end_headers()
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
@@ -162,6 +166,8 @@ class Receiver:
             self.mode, self.fail_after = "unavailable", None
         if self.mode == "unavailable":
             return self._log(path, 503, "backend unavailable")
+        if self.mode == "throttle":
+            return self._log(path, 429, "slow down")
         if self.mode == "hang":  # a backend that never answers in time, and keeps nothing
             time.sleep(self.hang_s)
             return self._log(path, 504, "too late")
