@@ -290,8 +290,8 @@ class LogLine(_EventBase, frozen=True, kw_only=True, tag="log"):
     the trace of the run, under the span it belongs to (the node's, else the invocation's, else
     the run's). Self-contained like every event, but lean: the run, the ids and the resource
     attributes, not the whole invocation (a run has many more log lines than nodes). Added
-    within schema version 1: an older sidecar dead-letters these lines as an unknown type (and
-    can deliver them once upgraded, with ``floe-sidecar replay`` or by moving them back).
+    within schema version 1: an older sidecar dead-letters these lines as an unknown type, with
+    the reason, and carries on (upgrade sidecars before adapters).
     """
 
     run: DagsterRun

@@ -1,4 +1,5 @@
-"""floe-sidecar: floe events in (the Unix socket, the spool), OpenLineage and OpenTelemetry out.
+"""floe-sidecar: floe events in (the Unix socket, the spool), OpenLineage and OpenTelemetry (traces,
+logs, metrics) out.
 
 Laid out as the OpenTelemetry Collector and Vector are: ``sources/`` (the socket intake, the
 spool watcher), ``engine/`` (the durable pipeline: reader, cursors, retries, retention, the
@@ -23,6 +24,7 @@ from floe_core.events import (
     Event,
     InvocationFinished,
     InvocationStarted,
+    LogLine,
     NodeFinished,
     NodeStarted,
     RunFinished,
@@ -39,6 +41,7 @@ __all__ = [
     "FileSink",
     "InvocationFinished",
     "InvocationStarted",
+    "LogLine",
     "NodeFinished",
     "NodeStarted",
     "Rejection",
