@@ -41,6 +41,7 @@ from floe_core.events import (
     Event,
     InvocationFinished,
     InvocationStarted,
+    LogLine,
     NodeFinished,
     NodeStarted,
     RunFinished,
@@ -140,6 +141,11 @@ def check_invocation(run: Materialization, events: list[Event], *, success: bool
     assert len(finished) == 1 and finished[0].success is success
     assert finished[0].unfinished == ()
     for event in events[:-1]:
+        if isinstance(event, LogLine):  # a log line names the run and the invocation by id
+            assert event.run.run_id == run.run_id
+            assert event.invocation_id in (invocation_id, None)
+            assert event.attributes == {"tenant": "example"}
+            continue
         invocation = event.invocation  # type: ignore[union-attr]
         assert invocation.invocation_id == invocation_id
         assert invocation.run.run_id == run.run_id
