@@ -385,6 +385,18 @@ def test_logs_and_metrics_follow_floe_yaml_and_the_otel_switches(tmp_path: Path)
     assert logs.export.path == tmp_path / "logs" / "otlp-logs.jsonl"
     assert metrics is not None and isinstance(metrics.export, FileExport)
     assert metrics.export.path == tmp_path / "metrics" / "otlp-metrics.jsonl"
+    # One writer per cumulative series: each sidecar (spool) is its own, stable, instance.
+    instance = build_metric_sink(_settings(tmp_path, on))
+    again = build_metric_sink(_settings(tmp_path, on))
+    other = build_metric_sink(SidecarSettings(spool_dir=tmp_path / "other", artifacts=on))
+    assert instance is not None and again is not None and other is not None
+    instance_id = instance.config.resource["service.instance.id"]
+    assert instance_id == again.config.resource["service.instance.id"]
+    assert instance_id != other.config.resource["service.instance.id"]
+    named = build_metric_sink(
+        _settings(tmp_path, on, OTEL_RESOURCE_ATTRIBUTES="service.instance.id=pod-7")
+    )
+    assert named is not None and named.config.resource["service.instance.id"] == "pod-7"
 
 
 def test_signal_endpoints_and_settings(tmp_path: Path) -> None:

@@ -14,6 +14,9 @@ event's age) is sampled every ``OTEL_METRIC_EXPORT_INTERVAL`` and when the sidec
 totals (start: when each cursor began). Nothing about them needs the spool: a sample that does
 not get through is superseded by the next.
 
+Each sidecar is one ``service.instance.id`` (see :func:`build_metric_sink`): the single writer of
+its cumulative series.
+
 =================================  =======  ========  =========================================
 name                               kind     unit      value, per ``floe.sink``
 =================================  =======  ========  =========================================
@@ -28,9 +31,12 @@ name                               kind     unit      value, per ``floe.sink``
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
@@ -189,10 +195,23 @@ def build_metric_exporter(config: SignalConfig, throttle: Throttle | None = None
 
 
 def build_metric_sink(settings: SidecarSettings) -> MetricSink | None:
-    """The metrics sink the settings ask for, or ``None`` when metrics are off."""
+    """The metrics sink the settings ask for, or ``None`` when metrics are off.
+
+    Its resource gets a ``service.instance.id`` (unless ``OTEL_RESOURCE_ATTRIBUTES`` sets one):
+    cumulative series need one writer each, and every sidecar keeps totals of its own (one per
+    spool: a run pod's, a node's), so each is an instance, stable across its restarts (the host
+    and the spool's path name it). Backends add the instances up.
+    """
     config = resolve_signal_config(settings, "metrics")
     if config is None:
         return None
+    if "service.instance.id" not in config.resource:
+        instance = uuid.uuid5(
+            uuid.NAMESPACE_URL,
+            f"floe-sidecar://{socket.gethostname()}{settings.spool_dir.resolve()}",
+        )
+        resource = {**config.resource, "service.instance.id": str(instance)}
+        config = dataclasses.replace(config, resource=resource)
     return MetricSink(config)
 
 
