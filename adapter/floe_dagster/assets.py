@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, Definitions
-from dagster_dbt import DagsterDbtTranslatorSettings, dbt_assets
+from dagster_dbt import dbt_assets
 
 from floe_core.artifacts import CompiledArtifacts
 from floe_core.errors import ArtifactsError
+from floe_dagster.compat import translator_settings
 from floe_dagster.manifest import ManifestIndex, dbt_executable, load_manifest
 from floe_dagster.resource import FloeDbtResource
 from floe_dagster.step import StepPlan, run_dbt_step
@@ -52,9 +53,7 @@ def build_dbt_assets(
     manifest = manifest if manifest is not None else load_manifest(artifacts)
     index = ManifestIndex.for_artifacts(artifacts, manifest)
     # Every dbt test is an asset check, source tests included (on the source's external asset).
-    settings = DagsterDbtTranslatorSettings(
-        enable_asset_checks=True, enable_source_tests_as_checks=True
-    )
+    settings = translator_settings(enable_asset_checks=True, enable_source_tests_as_checks=True)
     translator = FloeDbtTranslator(index, settings=settings)
     index.asset_key = lambda props: tuple(translator.get_asset_key(props).path)
     plan = StepPlan(artifacts=artifacts, index=index)

@@ -15,6 +15,10 @@ creates no adapter. ``bench/materialize_bench.py`` measures the difference.
 
 It can also hand every parsed dbt log line to a callback *before* dagster-dbt sees it, and keep
 dbt's debug-level lines (needed for floe's node events) out of the Dagster compute log.
+
+The fast start uses private dagster-dbt API (listed, with the versions tested, in
+:mod:`floe_dagster.compat`). Where that API is missing or changed, :meth:`FloeDbtResource.start`
+takes the public ``DbtCliResource.cli()`` instead, with one warning, and the run goes on.
 """
 
 from __future__ import annotations
@@ -24,25 +28,28 @@ import queue
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, OpExecutionContext
-from dagster._core.errors import DagsterExecutionInterruptedError
-from dagster_dbt import DbtCliInvocation, DbtCliResource
-from dagster_dbt.asset_utils import (
-    DBT_INDIRECT_SELECTION_ENV,
-    extract_runtime_selection_from_args,
-    get_updated_cli_invocation_params_for_context,
-)
-from dagster_dbt.compat import DBT_PYTHON_VERSION
-from dagster_dbt.dagster_dbt_translator import DagsterDbtTranslator
+from dagster import AssetExecutionContext, DagsterExecutionInterruptedError, OpExecutionContext
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource
 from packaging import version
 
-__all__ = ["FloeDbtCliInvocation", "FloeDbtResource", "RawLineCallback"]
+from floe_dagster import compat
+
+__all__ = [
+    "DbtRun",
+    "FloeDbtCliInvocation",
+    "FloeDbtResource",
+    "PublicDbtInvocation",
+    "RawLineCallback",
+]
 
 RawLineCallback = Callable[[Mapping[str, Any]], None]
+DBT_INDIRECT_SELECTION_ENV = "DBT_INDIRECT_SELECTION"  # dbt's own variable
 
 
 _END = object()  # the reader thread's last item
@@ -86,10 +93,8 @@ class FloeDbtCliInvocation(DbtCliInvocation):
         reader.start()
         try:
             while (raw := _next_line(lines)) is not _END:
-                if isinstance(raw, dict):
-                    info = raw.get("info")
-                    if isinstance(info, dict) and info.get("level") == "debug":
-                        continue
+                if isinstance(raw, dict) and _is_debug(raw):
+                    continue
                 yield raw  # type: ignore[misc]
         except DagsterExecutionInterruptedError:
             # What dagster-dbt does when reading in this thread: pass the interrupt on to dbt.
@@ -99,6 +104,56 @@ class FloeDbtCliInvocation(DbtCliInvocation):
         reader.join()
         if failure:
             raise failure[0]
+
+
+def _is_debug(raw: Mapping[str, Any]) -> bool:
+    info = raw.get("info")
+    return isinstance(info, dict) and info.get("level") == "debug"
+
+
+class PublicDbtInvocation:
+    """dagster-dbt's own invocation, started by the public ``cli()``, with floe's callback.
+
+    The callback runs in the step's thread as dagster-dbt yields each line (there is no public
+    way to read dbt's output first); debug-level lines go to the callback and not on to
+    dagster-dbt's asset events. Everything else is the wrapped invocation's.
+    """
+
+    def __init__(self, invocation: DbtCliInvocation, on_raw_line: RawLineCallback | None) -> None:
+        self.invocation = invocation
+        self.on_raw_line = on_raw_line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.invocation, name)
+
+    def stream_raw_events(self) -> Iterator[Any]:
+        callback = self.on_raw_line
+        for event in self.invocation.stream_raw_events():
+            raw = event.raw_event
+            if callback is not None and isinstance(raw, dict):
+                callback(raw)
+                if _is_debug(raw):
+                    continue
+            yield event
+
+
+#: What :meth:`FloeDbtResource.start` returns: the fast invocation or the public one.
+DbtRun = FloeDbtCliInvocation | PublicDbtInvocation
+
+
+@contextmanager
+def _environ(extra: Mapping[str, str]) -> Iterator[None]:
+    """``extra`` in ``os.environ`` for the duration (``cli()`` copies it into dbt's environment)."""
+    saved = {key: os.environ.get(key) for key in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _next_line(lines: queue.SimpleQueue[object]) -> object:
@@ -122,14 +177,22 @@ class FloeDbtResource(DbtCliResource):
         on_raw_line: RawLineCallback | None = None,
         debug_lines: bool = False,
         raise_on_error: bool = True,
-    ) -> FloeDbtCliInvocation:
+    ) -> DbtRun:
         """Start ``dbt <args>`` for the assets selected in ``context``.
 
         ``env`` is added to dbt's environment; ``debug_lines`` makes dbt write its debug-level
-        events to stdout (for ``on_raw_line``; they never reach the Dagster log).
+        events to stdout (for ``on_raw_line``; they never reach dagster-dbt's asset events).
         """
-        cleaned_args, selects, excludes = extract_runtime_selection_from_args(args)
-        params = get_updated_cli_invocation_params_for_context(
+        fast = compat.fast_start()
+        cli_version = _installed_dbt_version()
+        if fast is None or cli_version is None:
+            compat.warn_public_path(context.log.warning)
+            extra = {**(env or {}), **({"DBT_LOG_LEVEL": "debug"} if debug_lines else {})}
+            with _environ(extra):
+                invocation = self.cli(list(args), context=context, raise_on_error=raise_on_error)
+            return PublicDbtInvocation(invocation, on_raw_line)
+        cleaned_args, selects, excludes = fast.extract_runtime_selection_from_args(args)
+        params = fast.get_updated_cli_invocation_params_for_context(
             context=context,
             manifest={},
             dagster_dbt_translator=DagsterDbtTranslator(),
@@ -179,14 +242,17 @@ class FloeDbtResource(DbtCliResource):
             raise_on_error=raise_on_error,
             context=context,
             adapter=None,
-            cli_version=self._installed_version(),
+            cli_version=cli_version,
             dbt_project=params.dbt_project,
         )
         assert isinstance(invocation, FloeDbtCliInvocation)
         invocation.on_raw_line = on_raw_line
         return invocation
 
-    def _installed_version(self) -> version.Version:
-        if DBT_PYTHON_VERSION is not None:
-            return DBT_PYTHON_VERSION
-        return self._cli_version  # no dbt-core in this interpreter: ask the executable
+
+def _installed_dbt_version() -> version.Version | None:
+    """dbt-core's version in this interpreter; None without it (the public path asks dbt)."""
+    try:
+        return version.parse(metadata.version("dbt-core"))
+    except metadata.PackageNotFoundError:
+        return None

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from floe_core.artifacts import CompiledArtifacts
 from floe_core.errors import SelectionError
+from floe_dagster.compat import asset_graph, implicit_asset_job
 from floe_dagster.progress import RunTally, RunWatcher
 
 __all__ = ["Materialization", "SelectionError", "plan_materialization", "selected_keys"]
@@ -73,7 +74,7 @@ def plan_materialization(
     from floe_dagster.assets import build_definitions
 
     defs = build_definitions(artifacts)
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = implicit_asset_job(defs)
     selection = selected_keys(defs, select, exclude) if select or exclude else None
     return Materialization(job, selection)
 
@@ -86,7 +87,7 @@ def selected_keys(defs: Any, select: str | None, exclude: str | None) -> list[An
     selection = build_dbt_asset_selection(
         assets, dbt_select=select or "fqn:*", dbt_exclude=exclude or ""
     )
-    keys = sorted(selection.resolve(defs.resolve_asset_graph()), key=lambda k: tuple(k.path))
+    keys = sorted(selection.resolve(asset_graph(defs)), key=lambda k: tuple(k.path))
     if not keys:
         raise SelectionError(
             f"--select {select!r}"

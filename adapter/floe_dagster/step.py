@@ -32,6 +32,7 @@ from floe_core.layout import ProjectPaths
 from floe_core.outcome import node_outcome
 from floe_core.redaction import Redactor
 from floe_dagster.column_metadata import column_metadata
+from floe_dagster.compat import asset_events
 from floe_dagster.dbt_events import DbtEventBuilder, strip_ansi
 from floe_dagster.dbt_logs import LogBudget, LogRecordForwarder, export_level
 from floe_dagster.emitter import EmitStats, EventSink, emitter_from_env
@@ -43,7 +44,7 @@ from floe_dagster.logs import (
     with_trace,
 )
 from floe_dagster.manifest import ManifestIndex
-from floe_dagster.resource import FloeDbtCliInvocation, FloeDbtResource
+from floe_dagster.resource import DbtRun, FloeDbtResource
 from floe_dbt.connection import connection_identity
 
 __all__ = [
@@ -306,19 +307,13 @@ def run_dbt_step(
 
 def _dagster_events(
     context: AssetExecutionContext,
-    invocation: FloeDbtCliInvocation,
+    invocation: DbtRun,
     observer: _Observer | None,
 ) -> Iterator[Any]:
     for event in invocation.stream_raw_events():
         if observer is not None:
             observer.drain_dagster_log()
-        for dagster_event in event.to_default_asset_events(
-            manifest=invocation.manifest,
-            dagster_dbt_translator=invocation.dagster_dbt_translator,
-            context=context,
-            target_path=invocation.target_path,
-            project=invocation.project,
-        ):
+        for dagster_event in asset_events(event, invocation, context):
             if observer is not None and isinstance(dagster_event, Output):
                 unique_id = dagster_event.metadata.get("unique_id")
                 unique_id = getattr(unique_id, "value", unique_id)  # a TextMetadataValue

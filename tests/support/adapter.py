@@ -131,9 +131,10 @@ def materialize(
     from dagster import DagsterInstance
 
     from floe_dagster.assets import build_definitions
+    from floe_dagster.compat import implicit_asset_job
 
     defs = build_definitions(artifacts)
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = implicit_asset_job(defs)
     repo = defs.get_repository_def()
     specs = {}
     checks = set()
