@@ -3,9 +3,10 @@
 Per dbt log line, in the thread that reads dbt's stdout: the line goes to the
 :class:`DbtEventBuilder` (floe events, written at once by the emitter); then, in the step's
 thread, to dagster-dbt (asset materializations and check results) and to the Dagster log. At the
-end of the step: the invocation is closed if dbt never closed it, ``RunFinished`` is written, the
-emitter waits briefly for the sidecar's acks, and what happened to the events (acknowledged,
-spooled, dropped) goes to the Dagster log and to run tags ``floe/events_*``.
+end of the step: the invocation is closed if dbt never closed it, ``RunFinished`` is written by
+the run's last dbt step (see :func:`_close_run`), the emitter waits briefly for the sidecar's
+acks, and what happened to the events (acknowledged, spooled, dropped) goes to the Dagster log and
+to run tags ``floe/events_*``.
 
 Nothing here may fail the step on behalf of observability: event building and emission errors are
 logged once and counted, never raised.
@@ -13,12 +14,14 @@ logged once and counted, never raised.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gc
 import logging
 import os
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,8 @@ __all__ = [
     "EVENTS_DROPPED_TAG",
     "EVENTS_EMITTED_TAG",
     "EVENTS_SPOOLED_TAG",
+    "STEP_DONE_TAG_PREFIX",
+    "DbtSteps",
     "StepPlan",
     "events_enabled",
     "run_dbt_step",
@@ -64,11 +69,28 @@ DBT_SPAN_ENV = "DBT_ENV_CUSTOM_ENV_FLOE_SPAN_ID"
 EVENTS_EMITTED_TAG = "floe/events_emitted"
 EVENTS_SPOOLED_TAG = "floe/events_spooled"
 EVENTS_DROPPED_TAG = "floe/events_dropped"
+# Run tag per finished dbt step (``floe/dbt_step.<op>``: success | failure): several dbt steps of
+# one run find out from them which of them ends the run.
+STEP_DONE_TAG_PREFIX = "floe/dbt_step."
+_STEPS_LOCK = ".dbt-steps.lock"  # in the spool directory (hidden files are not segments)
 
 
 def events_enabled(artifacts: CompiledArtifacts) -> bool:
     """Standalone mode (neither lineage nor traces): no events, no socket, no spool."""
     return artifacts.observability.events
+
+
+@dataclass
+class DbtSteps:
+    """floe's dbt steps in one set of definitions (one per dbt project), and which of them run
+    after which (a project whose sources are another project's models); filled once all are
+    built."""
+
+    downstream: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.downstream)
 
 
 @dataclass(frozen=True)
@@ -78,6 +100,8 @@ class StepPlan:
     artifacts: CompiledArtifacts
     index: ManifestIndex
     dbt_args: tuple[str, ...] = ("build",)
+    op_name: str = ""
+    steps: DbtSteps | None = None  # None: the only dbt step there is
 
     @property
     def default_spool_dir(self) -> Path:
@@ -178,7 +202,10 @@ class _Observer:
             self.internal_error = f"{type(exc).__name__}: {exc}"
             log.warning("floe event building failed; dbt keeps running", exc_info=True)
 
-    def finish(self, *, success: bool, error: str | None) -> EmitStats:
+    def finish(
+        self, *, success: bool, error: str | None, run_outcome: tuple[bool, str | None] | None
+    ) -> EmitStats:
+        """Close the invocation and, when this step ends the run, the run (``run_outcome``)."""
         try:
             for event in self.builder.finish(success=success, error=error):
                 self.emitter.emit(event)
@@ -189,7 +216,9 @@ class _Observer:
             dropped = self.builder.dropped_log_lines()
             if dropped is not None:
                 self.emitter.emit(dropped)
-            self.emitter.emit(self.builder.run_finished(success=success, error=error))
+            if run_outcome is not None:
+                run_success, run_error = run_outcome
+                self.emitter.emit(self.builder.run_finished(success=run_success, error=run_error))
         except Exception as exc:
             self._internal(exc)
         return self.emitter.close()
@@ -301,8 +330,82 @@ def run_dbt_step(
                 observer.drain_dagster_log()
                 if not success and observer.builder.errors:
                     error = "\n".join(observer.builder.errors)
-                stats = observer.finish(success=success, error=error)
+                stats = observer.finish(
+                    success=success,
+                    error=error,
+                    run_outcome=_close_run(context, plan, success, error),
+                )
                 _report(context, stats, trace_id, run_span, observer.internal_error)
+
+
+def _close_run(
+    context: AssetExecutionContext, plan: StepPlan, success: bool, error: str | None
+) -> tuple[bool, str | None] | None:
+    """The run's outcome if this is the run's last dbt step to end, else None.
+
+    The run's root span and lineage run close exactly once, whatever the executor: each dbt step
+    records its end in a run tag, then looks at which of the run's dbt steps have not ended.
+    Steps that come after a failed one are skipped by Dagster and never run, so they are not
+    waited for. The tag is written and read under a lock in the spool directory, so two steps
+    ending at once on one machine cannot both (or neither) close the run.
+    """
+    steps = plan.steps
+    if steps is None or len(steps.names) < 2:
+        return success, error
+    try:
+        planned = _planned_steps(context, steps.names)
+        run_id = context.run.run_id
+        with _steps_lock(spool_dir_from_env(os.environ, plan.default_spool_dir)):
+            context.instance.add_run_tags(
+                run_id, {STEP_DONE_TAG_PREFIX + plan.op_name: "success" if success else "failure"}
+            )
+            run = context.instance.get_run_by_id(run_id)
+            tags = dict(run.tags) if run is not None else {}
+    except Exception:
+        log.warning(
+            "could not tell whether other dbt steps are running; closing the run here",
+            exc_info=True,
+        )
+        return success, error
+    ended = {
+        key[len(STEP_DONE_TAG_PREFIX) :]: value
+        for key, value in tags.items()
+        if key.startswith(STEP_DONE_TAG_PREFIX)
+    }
+    failed = [name for name, outcome in ended.items() if outcome != "success"]
+    never_run = {after for name in failed for after in steps.downstream.get(name, ())}
+    if planned - set(ended) - never_run:
+        return None
+    if not failed:
+        return True, None
+    others = [name for name in sorted(failed) if name != plan.op_name]
+    parts = ([error] if not success and error else []) + [f"dbt step {n} failed" for n in others]
+    return False, "\n".join(parts) or "failed"
+
+
+def _planned_steps(context: AssetExecutionContext, names: frozenset[str]) -> set[str]:
+    """Which of floe's dbt steps this run executes."""
+    planned = {node.name for node in context.job_def.nodes} & names
+    selected = context.run.step_keys_to_execute
+    if selected is not None:
+        planned &= set(selected)
+    return planned
+
+
+@contextlib.contextmanager
+def _steps_lock(spool_dir: Path) -> Iterator[None]:
+    """An exclusive lock shared by the dbt steps of this machine (none if it cannot be had)."""
+    try:
+        spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(spool_dir / _STEPS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _dagster_events(

@@ -4,6 +4,11 @@ Everything dagster-dbt derives (asset keys, deps, checks, ``dagster/column_schem
 ``dagster/table_name``, materialization type, kinds, code version) is kept; floe adds column
 classifications to the column schema, the dbt ``meta.owner`` as Dagster owners (normalised to what
 Dagster accepts: an e-mail address or ``team:<name>``), and a group for every asset.
+
+With several dbt projects in one floe.yaml, each project's translator puts the project's prefix in
+front of every asset key (a key set in ``meta.dagster.asset_key`` is kept as written: that is how
+one project's source names another project's model) and groups the project's assets under its
+name.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import AssetKey, MetadataValue, TableColumn, TableSchema
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 from floe_dagster.manifest import ManifestIndex, owner_of
@@ -61,10 +66,23 @@ class FloeDbtTranslator(DagsterDbtTranslator):
     """dagster-dbt's translator with floe's owners, groups and column classifications."""
 
     def __init__(
-        self, index: ManifestIndex, settings: DagsterDbtTranslatorSettings | None = None
+        self,
+        index: ManifestIndex,
+        settings: DagsterDbtTranslatorSettings | None = None,
+        *,
+        asset_key_prefix: Sequence[str] = (),
+        group: str | None = None,
     ) -> None:
         super().__init__(settings)
         self.index = index
+        self.asset_key_prefix = tuple(asset_key_prefix)
+        self.group = _group_name(group) if group else None
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        key = super().get_asset_key(dbt_resource_props)
+        if not self.asset_key_prefix or _explicit_asset_key(dbt_resource_props):
+            return key
+        return AssetKey([*self.asset_key_prefix, *key.path])
 
     def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
         metadata = dict(super().get_metadata(dbt_resource_props))
@@ -98,16 +116,29 @@ class FloeDbtTranslator(DagsterDbtTranslator):
         return owners or None
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        """dbt group or ``meta.dagster.group``; else the folder under the resource path
-        (``staging``, ``marts``); else the resource type (``seeds``, ``snapshots``)."""
+        """dbt group or ``meta.dagster.group``; else the project's group (several projects);
+        else the folder under the resource path (``staging``, ``marts``); else the resource type
+        (``seeds``, ``snapshots``)."""
         configured = super().get_group_name(dbt_resource_props)
         if configured:
             return _group_name(configured)
+        if self.group:
+            return self.group
         fqn = dbt_resource_props.get("fqn") or []
         if len(fqn) >= 3 and isinstance(fqn[1], str):
             return _group_name(fqn[1])
         resource_type = dbt_resource_props.get("resource_type")
         return _group_name(f"{resource_type}s") if isinstance(resource_type, str) else None
+
+
+def _explicit_asset_key(props: Mapping[str, Any]) -> bool:
+    """The node names its Dagster asset key itself (``meta.dagster.asset_key``)."""
+    for meta in (props.get("meta"), (props.get("config") or {}).get("meta")):
+        if isinstance(meta, Mapping):
+            dagster = meta.get("dagster")
+            if isinstance(dagster, Mapping) and dagster.get("asset_key"):
+                return True
+    return False
 
 
 def _classified(column: TableColumn, classification: str | None) -> TableColumn:

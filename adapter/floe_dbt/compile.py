@@ -93,11 +93,13 @@ def build_artifacts(
     spec = config.spec
     profile = build_output(config)
     projects = [_dbt_project(config, i) for i in range(len(spec.transforms))]
+    transforms = _transforms(config, projects)
     project_dir, project = projects[0]
-    manifest = project_dir / str(project.get("target-path") or "target") / "manifest.json"
+    manifest = Path(transforms[0].manifest_path)
     classifications: tuple[ColumnClassification, ...] = ()
     if spec.governance.classification_source == "dbt_meta":
-        classifications = _classifications(manifest)
+        found = [c for t in transforms for c in _classifications(Path(t.manifest_path))]
+        classifications = tuple(sorted(found, key=lambda c: (c.unique_id, c.column)))
     output_dir = Path(output_dir).resolve()
     profiles = Path(profiles_dir).resolve() if profiles_dir else output_dir / PROFILES_DIR
     obs = spec.observability
@@ -115,10 +117,7 @@ def build_artifacts(
             connection_secret_ref=spec.compute.connection_secret_ref,
             auth_method=profile.auth_method,
         ),
-        transforms=tuple(
-            TransformArtifacts(type=t.type, path=str(d))
-            for t, (d, _) in zip(spec.transforms, projects, strict=True)
-        ),
+        transforms=transforms,
         governance=GovernanceArtifacts(classification_source=spec.governance.classification_source),
         observability=ObservabilityArtifacts(
             traces=obs.traces,
@@ -147,7 +146,45 @@ def artifacts_json(artifacts: CompiledArtifacts) -> bytes:
     return msgspec.json.format(_encoder.encode(artifacts), indent=2) + b"\n"
 
 
-# --- the dbt project -------------------------------------------------------------------------
+# --- the dbt projects ------------------------------------------------------------------------
+
+
+def _transforms(
+    config: FloeConfig, projects: list[tuple[Path, dict[str, Any]]]
+) -> tuple[TransformArtifacts, ...]:
+    """Each dbt project's artifacts; with several, each gets its own asset key prefix."""
+    several = len(projects) > 1
+    result: list[TransformArtifacts] = []
+    seen: dict[tuple[str, ...], int] = {}
+    for index, (transform, (directory, project)) in enumerate(
+        zip(config.spec.transforms, projects, strict=True)
+    ):
+        name = str(project.get("name") or directory.name)
+        if transform.asset_key_prefix is not None:
+            prefix = tuple(transform.asset_key_prefix)
+        else:
+            prefix = (name,) if several else ()
+        if several and prefix in seen:
+            raise config.error(
+                f"transforms[{index}]",
+                f"two dbt projects would share the asset key prefix {list(prefix)!r}",
+                expected="a distinct asset_key_prefix per dbt project",
+                found=f"transforms[{seen[prefix]}] and transforms[{index}] (dbt project {name!r})",
+                fix=f"set `asset_key_prefix: [<name>]` on transforms[{index}]",
+            )
+        seen[prefix] = index
+        target = str(project.get("target-path") or "target")
+        result.append(
+            TransformArtifacts(
+                type=transform.type,
+                path=str(directory),
+                name=name,
+                profile_name=str(project["profile"]),
+                manifest_path=str(directory / target / "manifest.json"),
+                asset_key_prefix=prefix,
+            )
+        )
+    return tuple(result)
 
 
 def _dbt_project(config: FloeConfig, index: int) -> tuple[Path, dict[str, Any]]:
@@ -246,9 +283,8 @@ def _classifications(manifest: Path) -> tuple[ColumnClassification, ...]:
 
 
 def _profiles_text(artifacts: CompiledArtifacts) -> str:
-    return render_profiles_yml(
-        artifacts.dbt_profile_name, artifacts.dbt_target_name, artifacts.compute.properties
-    )
+    names = [t.profile_name for t in artifacts.transforms] or [artifacts.dbt_profile_name]
+    return render_profiles_yml(names, artifacts.dbt_target_name, artifacts.compute.properties)
 
 
 def _private_dir(path: Path) -> None:

@@ -45,12 +45,16 @@ def prepare(path: Path | str = DEFAULT_CONFIG_FILE, env: str | None = None) -> P
         actions.append(f"compiled {paths.config.name} ({reason})")
     else:
         artifacts = load_artifacts(paths.artifacts)
-    why = _manifest_stale(artifacts)
-    if why is not None:
-        parse_project(artifacts)
-        actions.append(
-            f"wrote the dbt manifest {_relative(artifacts.dbt_manifest_path, paths)} ({why})"
-        )
+    parsed = False
+    for project in artifacts.projects():
+        why = _manifest_stale(project)
+        if why is not None:
+            parse_project(project)
+            actions.append(
+                f"wrote the dbt manifest {_relative(project.dbt_manifest_path, paths)} ({why})"
+            )
+            parsed = True
+    if parsed:
         # Column classifications come from the manifest: compile again now that it exists.
         artifacts = compile_floe(paths.config, env, paths.floe_dir)
     return Prepared(paths=paths, artifacts=artifacts, actions=tuple(actions))
@@ -93,9 +97,10 @@ def _stale(paths: ProjectPaths, env: str | None) -> str | None:
     wanted = env or load_config(paths.config, env).environment
     if wanted != artifacts.environment:
         return f"environment {wanted} (was {artifacts.environment})"
-    manifest = Path(artifacts.dbt_manifest_path)
-    if manifest.is_file() and manifest.stat().st_mtime > paths.artifacts.stat().st_mtime:
-        return "the dbt manifest changed"
+    for project in artifacts.projects():
+        manifest = Path(project.dbt_manifest_path)
+        if manifest.is_file() and manifest.stat().st_mtime > paths.artifacts.stat().st_mtime:
+            return "the dbt manifest changed"
     if not Path(artifacts.dbt_profiles_path, PROFILES_FILE).is_file():
         return "profiles.yml is missing"
     return None

@@ -43,6 +43,13 @@ class ComputeArtifacts(msgspec.Struct, frozen=True, kw_only=True):
 class TransformArtifacts(msgspec.Struct, frozen=True, kw_only=True):
     type: str  # "dbt"
     path: str  # absolute path of the dbt project directory
+    # The dbt project's `name:` and `profile:` from dbt_project.yml, and where its manifest is.
+    # Empty in artifacts written before several projects were supported: see projects().
+    name: str = ""
+    profile_name: str = ""
+    manifest_path: str = ""
+    # Prefix of every Dagster asset key of the project (empty: dagster-dbt's own keys).
+    asset_key_prefix: tuple[str, ...] = ()
 
 
 class GovernanceArtifacts(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +96,34 @@ class CompiledArtifacts(msgspec.Struct, frozen=True, kw_only=True):
     dbt_profiles_path: str  # directory holding the generated profiles.yml
     dbt_manifest_path: str  # <project>/target/manifest.json (may not exist yet)
     column_classifications: tuple[ColumnClassification, ...] = ()
+
+    @property
+    def multi_project(self) -> bool:
+        """Several dbt projects: each one its own asset group, key prefix and Dagster step."""
+        return len(self.transforms) > 1
+
+    def projects(self) -> tuple[CompiledArtifacts, ...]:
+        """One view per dbt project: that project first in ``transforms`` and named by the
+        ``dbt_*`` fields (the top-level ones name the first project).
+
+        Everything that works on one dbt project takes one of these views.
+        """
+        if not self.multi_project:
+            return (self,)
+        views = []
+        for index, transform in enumerate(self.transforms):
+            others = self.transforms[:index] + self.transforms[index + 1 :]
+            views.append(
+                msgspec.structs.replace(
+                    self,
+                    transforms=(transform, *others),
+                    dbt_project_path=transform.path,
+                    dbt_profile_name=transform.profile_name or self.dbt_profile_name,
+                    dbt_manifest_path=transform.manifest_path
+                    or str(Path(transform.path, "target", "manifest.json")),
+                )
+            )
+        return tuple(views)
 
 
 def load_artifacts(path: Path | str) -> CompiledArtifacts:

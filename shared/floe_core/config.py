@@ -83,6 +83,9 @@ class ComputeConfig(_Section, frozen=True, kw_only=True):
 class TransformConfig(_Section, frozen=True, kw_only=True):
     type: Literal["dbt"]
     path: Annotated[str, msgspec.Meta(min_length=1)]  # the dbt project dir, relative to floe.yaml
+    # Put in front of every asset key of this project. Default: none with one project, the dbt
+    # project's name with several (so `customers` of two projects never collide).
+    asset_key_prefix: list[Annotated[str, msgspec.Meta(min_length=1)]] | None = None
 
 
 class GovernanceConfig(_Section, frozen=True, kw_only=True):
