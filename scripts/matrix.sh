@@ -22,11 +22,15 @@ sidecar_stacks="sidecar-oldest sidecar-newest"
 adapter_extras="adapter,postgres,sidecar"
 adapter_tests="tests/test_example_pipelines.py tests/test_adapter_dagster.py"
 sidecar_extras="sidecar"
+# (tests/test_openlineage_sidecar.py materializes through Dagster: it runs in the locked suite.)
 sidecar_tests="tests/test_events.py tests/test_spool.py tests/test_sidecar_engine.py
   tests/test_sidecar_framing.py tests/test_sidecar_parts.py tests/test_sidecar_reader.py
   tests/test_sidecar_process.py tests/test_openlineage_translate.py tests/test_openlineage_sink.py
-  tests/test_openlineage_sidecar.py tests/test_otel_translate.py tests/test_otel_config.py
-  tests/test_otel_export.py tests/test_otel_sidecar.py"
+  tests/test_otel_translate.py tests/test_otel_config.py tests/test_otel_export.py
+  tests/test_otel_sidecar.py"
+# floe writes the facet versions of the OpenLineage spec it was built for; this test holds them
+# equal to the locked client's, so it is left out where the client is older.
+deselect_sidecar_oldest="tests/test_openlineage_translate.py::test_standard_facet_schema_urls_are_the_clients"
 
 kind_of() { case "$1" in sidecar-*) echo sidecar ;; *) echo adapter ;; esac; }
 extras_of() { if [ "$(kind_of "$1")" = sidecar ]; then echo "$sidecar_extras"; else echo "$adapter_extras"; fi; }
@@ -54,7 +58,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/floe-matrix.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 "$uv" build --quiet --wheel --out-dir "$work/dist" .
 wheel=$(ls "$work"/dist/floe-*.whl)
-python=$(.venv/bin/python -c 'import sys; print(sys._base_executable)')
+python=.venv/bin/python  # uv makes each venv from the interpreter behind it
 
 failed=()
 for stack in $selected; do
@@ -86,13 +90,14 @@ EOF
       fi
     done
     tests=$sidecar_tests
+    if [ "$stack" = sidecar-oldest ]; then tests="$tests --deselect $deselect_sidecar_oldest"; fi
   else
     tests=$adapter_tests
   fi
   # The repository's tests, importing floe from the installed wheel (the source tree's packages
   # live under shared/, adapter/ and sidecar/, never on this interpreter's path).
   # shellcheck disable=SC2086
-  if FLOE_STACK="$stack" PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+  if PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
       --durations=5 $tests; then
     echo "matrix: $stack passed in $((SECONDS - began)) s"
   else

@@ -551,6 +551,46 @@ def test_standalone_cli_materializes_everything_without_events(tmp_path: Path) -
     assert "standalone: no events" in result.stderr + result.stdout
 
 
+# --- a private dagster-dbt API missing: the public path, one warning ----------------------------
+
+
+def test_missing_private_api_takes_the_public_path_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a dagster-dbt that moved its internals gets: the run goes on, through the public
+    ``DbtCliResource.cli()``, with the same assets and events, and says why once."""
+    import threading
+
+    from floe_dagster import compat
+
+    reason = "dagster_dbt.asset_utils.get_updated_cli_invocation_params_for_context does not exist"
+    monkeypatch.setattr(compat, "missing_private_apis", lambda: (reason,))
+    monkeypatch.setattr(compat, "_warned", threading.Event())
+    project = copy_example(tmp_path / "shop")
+    artifacts = prepare(project)
+    run = materialize(artifacts, {"FLOE_SPOOL_DIR": str(tmp_path / "spool"), "FLOE_SOCKET": None})
+    assert run.success
+    assert run.materialized() == {tuple(key.path) for key in run.asset_specs}
+    warnings = [
+        entry.user_message
+        for entry in run.logs
+        if entry.dagster_event is None
+        and "Using the public DbtCliResource.cli()" in entry.user_message
+    ]
+    assert len(warnings) == 1 and reason in warnings[0], warnings
+    events = read_spool(tmp_path / "spool")
+    started = {e.node.unique_id for e in events if isinstance(e, NodeStarted)}
+    finished = {e.node.unique_id for e in events if isinstance(e, NodeFinished)}
+    executed = {
+        unique_id
+        for unique_id, props in run.manifest["nodes"].items()
+        if props["resource_type"] in {"model", "seed", "snapshot", "test"}
+        and props["config"].get("materialized") != "ephemeral"
+    }
+    assert executed <= started and executed <= finished
+    assert sum(isinstance(e, RunFinished) for e in events) == 1
+
+
 # --- no manifest, and a light package import -----------------------------------------------------
 
 

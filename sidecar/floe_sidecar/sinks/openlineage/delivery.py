@@ -112,10 +112,12 @@ class HttpDelivery:
         self.timeout = config.timeout
         self._verify: bool | str = config.verify
         self._cert: str | tuple[str, str] | None = None
-        if config.ssl_context is not None:
-            if config.ssl_context.ca_cert_path:
-                self._verify = config.ssl_context.ca_cert_path
-            self._cert = config.ssl_context.as_requests_cert()
+        # Client certificates (`ssl_context`) arrived in openlineage-python 1.54.
+        ssl_context = getattr(config, "ssl_context", None)
+        if ssl_context is not None:
+            if ssl_context.ca_cert_path:
+                self._verify = ssl_context.ca_cert_path
+            self._cert = ssl_context.as_requests_cert()
         self._session = requests.Session()
         # No retries below us: the engine retries, from the spool, with backoff.
         adapter = HTTPAdapter(max_retries=0)

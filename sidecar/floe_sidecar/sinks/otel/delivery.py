@@ -105,7 +105,15 @@ def export_or_raise(
         _last_error.take()
         if throttle is not None:
             throttle.clear()
-        result = exporter.export(batch)
+        try:
+            result = exporter.export(batch)
+        except Exception as exc:
+            # Some exporter releases (HTTP, 1.35) let a timeout escape instead of reporting
+            # FAILURE: the same failure, so the cursor stays and the engine retries.
+            _last_error.take()
+            if throttle is not None:
+                throttle.take()
+            raise error(f"exporting {describe} failed: {type(exc).__name__}: {exc}") from exc
         reason = _last_error.take()
         last = throttle.take() if throttle is not None else None
     # The SDK exporters' results are enums of their own (SpanExportResult, MetricExportResult,
