@@ -31,6 +31,7 @@ from support.adapter import (
     read_spool,
     set_observability,
     set_prod_schema,
+    source_tests_are_checks,
 )
 from support.environment import Postgres
 from support.loopback import wait_for
@@ -251,15 +252,23 @@ def test_asset_metadata_merges_floe_with_dagster_dbt(
     }
     seed = next(s for s in run.asset_specs.values() if s.key.path == ["raw", "raw_customers"])
     assert seed.group_name == "seeds"
-    # Every dbt test is an asset check on the asset it tests, source tests included.
+    # Every dbt test is an asset check on the asset it tests, source tests included (where
+    # dagster-dbt can: from 0.26; see floe_dagster.compat.translator_settings).
     tests = {n["name"]: n for n in run.manifest["nodes"].values() if n["resource_type"] == "test"}
-    assert {k.name for k in run.check_keys} == set(tests)
-    assert len(run.check_keys) == 14
+    on_sources = {
+        name
+        for name, n in tests.items()
+        if all(d.startswith("source.") for d in n["depends_on"]["nodes"])
+    }
+    assert len(tests) == 14 and len(on_sources) == 2
+    expected = set(tests) if source_tests_are_checks() else set(tests) - on_sources
+    assert {k.name for k in run.check_keys} == expected
     checked = {k.name: tuple(k.asset_key.path) for k in run.check_keys}
-    assert checked["source_unique_web_events_event_id"] == ("web", "events")
+    if source_tests_are_checks():
+        assert checked["source_unique_web_events_event_id"] == ("web", "events")
     assert checked["unique_customers_customer_id"] == ("customers",)
     evaluations = [e for e in run.events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert len(evaluations) == 14
+    assert len(evaluations) == len(expected)
     assert all(e.event_specific_data.passed for e in evaluations)
 
 
@@ -308,7 +317,9 @@ def test_logs_carry_the_trace(duckdb_run: tuple[Materialization, str]) -> None:
     assert trace_id == run.run_id.replace("-", "")
     # Dagster log messages written by floe name the trace and span.
     floe_messages = [m for m in run.messages if m.startswith("floe:")]
-    assert len(floe_messages) == 2
+    # dbt started, the event summary; and, where dagster-dbt lacks the private API floe's fast
+    # start uses, the one warning that says so.
+    assert len([m for m in floe_messages if "Using the public" not in m]) == 2
     for message in floe_messages:
         assert f"[trace_id={trace_id} span_id={run_span}]" in message
     # The adapter's own structured logs are JSON with trace_id and span_id.

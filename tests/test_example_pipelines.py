@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT
+from adapter_support import REPO_ROOT, source_tests_are_checks
 
 pytestmark = pytest.mark.slow
 
@@ -37,13 +37,6 @@ def floe_command() -> list[str]:
     script = Path(sys.executable).parent / "floe"
     assert script.is_file(), f"no `floe` script beside {sys.executable}"
     return [str(script)]
-
-
-def source_tests_are_checks() -> bool:
-    from floe_dagster.compat import translator_settings
-
-    settings = translator_settings(enable_source_tests_as_checks=True)
-    return bool(getattr(settings, "enable_source_tests_as_checks", False))
 
 
 @dataclass(frozen=True)

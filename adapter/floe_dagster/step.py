@@ -35,7 +35,7 @@ from floe_core.layout import ProjectPaths
 from floe_core.outcome import node_outcome
 from floe_core.redaction import Redactor
 from floe_dagster.column_metadata import column_metadata
-from floe_dagster.compat import asset_events
+from floe_dagster.compat import asset_events, warn_public_path
 from floe_dagster.dbt_events import DbtEventBuilder, strip_ansi
 from floe_dagster.dbt_logs import LogBudget, LogRecordForwarder, export_level
 from floe_dagster.emitter import EmitStats, EventSink, emitter_from_env
@@ -297,6 +297,10 @@ def run_dbt_step(
             # and stops every thread, the one reading dbt's output included: events would be late
             # by that much. Objects alive now are frozen (never scanned again); new ones are not.
             gc.freeze()
+        # Said here, not by the resource, so the warning carries the trace like floe's others.
+        warn_public_path(
+            lambda message: context.log.warning(with_trace(message, trace_id, run_span))
+        )
         invocation = dbt.start(
             plan.dbt_args,
             context=context,

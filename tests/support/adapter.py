@@ -25,6 +25,14 @@ from floe_dbt.compile import compile_floe
 from support.environment import EXAMPLE_DIR
 
 
+def source_tests_are_checks() -> bool:
+    """Whether this dagster-dbt makes dbt tests on sources asset checks (0.26 and later)."""
+    from floe_dagster.compat import translator_settings
+
+    settings = translator_settings(enable_source_tests_as_checks=True)
+    return bool(getattr(settings, "enable_source_tests_as_checks", False))
+
+
 def copy_example(dest: Path) -> Path:
     """A private copy of examples/shop (same exclusions as the ``example_dir`` fixture)."""
     shutil.copytree(
