@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_support import REPO_ROOT, source_tests_are_checks
+from support.adapter import source_tests_are_checks
+from support.environment import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -38,7 +38,7 @@ from floe_dagster.column_metadata import column_metadata
 from floe_dagster.compat import asset_events, warn_public_path
 from floe_dagster.dbt_events import DbtEventBuilder, strip_ansi
 from floe_dagster.dbt_logs import LogBudget, LogRecordForwarder, export_level
-from floe_dagster.emitter import EmitStats, EventSink, emitter_from_env
+from floe_dagster.emitter import EmitStats, EventSink, emitter_from_env, spool_dir_from_env
 from floe_dagster.logs import (
     LOGGER_NAME,
     TraceContextFilter,
