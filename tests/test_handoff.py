@@ -350,8 +350,14 @@ def test_a_run_pod_ends_while_the_endpoint_is_down_and_nothing_is_lost(
     lineage = expected_lineage(events)
     wait_delivered(endpoints, ids, lineage)
     assert_delivered_once_each(endpoints, ids, lineage, duplicates_at_most=BATCH)
-    status = json.loads(run_sidecar("status", "--spool", node.spool, "--json").stdout)
-    assert status["handoff"]["adopted_spools"] == 1, status
+
+    # The running sidecar refreshes its status file every status interval, so the adoption it
+    # logged may take that long to show there.
+    def adopted_spools() -> int:
+        status = json.loads(run_sidecar("status", "--spool", node.spool, "--json").stdout)
+        return int(status["handoff"]["adopted_spools"])
+
+    wait_for(lambda: adopted_spools() == 1, 30, "the status to count the adopted spool", step=0.5)
 
 
 def test_two_run_pods_end_while_the_endpoint_is_down(
