@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from support import data
 from support.data import STEPS, TRACE_RUN_ID, run_events, run_log_lines
@@ -142,6 +143,25 @@ def test_events_become_the_metrics_of_the_run() -> None:
     # No run or invocation id makes its way into an attribute (one series per run otherwise).
     for _, attributes in series:
         assert not {k for k, _ in attributes} & {"cicd.pipeline.run.id", "dbt.invocation_id"}
+
+
+def test_a_test_that_warns_counts_as_a_warning_not_a_failure() -> None:
+    warned = "test.shop.unique_orders_order_id"
+    events = [
+        msgspec.structs.replace(e, status="warn", message="Got 1 result", failures=1)
+        if isinstance(e, NodeFinished) and e.node.unique_id == warned
+        else e
+        for e in run_events()
+    ]
+    series = _totals(events)
+    assert _by(series, "dbt.test.warnings", warned).total == 1
+    assert _by(series, "dbt.test.failing_rows", warned).total == 1
+    assert dict(_by(series, "dbt.node.executions", warned).attributes)["dbt.status"] == "warn"
+    assert not [k for k in series if k[0] == "dbt.test.failures" and warned in str(k)]
+    # The failing test is still a failure and never a warning.
+    failed = "test.shop.accepted_orders_status"
+    assert _by(series, "dbt.test.failures", failed).total == 1
+    assert not [k for k in series if k[0] == "dbt.test.warnings" and failed in str(k)]
 
 
 def test_an_event_counts_once_however_often_it_is_delivered() -> None:
