@@ -31,7 +31,7 @@ from floe_core.artifacts import (
 from floe_core.config import FloeConfig, load_config
 from floe_core.errors import ArtifactsError
 from floe_core.fsutil import atomic_write
-from floe_core.layout import ARTIFACTS_FILE, FLOE_DIR, PROFILES_DIR, PROFILES_FILE
+from floe_core.layout import ARTIFACTS_FILE, CONFIG_FILE, FLOE_DIR, PROFILES_DIR, PROFILES_FILE
 from floe_dbt.profiles import build_output, ensure_local_dirs, render_profiles_yml
 
 __all__ = [
@@ -46,7 +46,7 @@ DEFAULT_OUTPUT_DIR = Path(FLOE_DIR)
 
 
 def validate_floe(
-    path: Path | str = "floe.yaml",
+    path: Path | str = CONFIG_FILE,
     env: str | None = None,
     output_dir: Path | str = DEFAULT_OUTPUT_DIR,
     profiles_dir: Path | str | None = None,
@@ -56,7 +56,7 @@ def validate_floe(
 
 
 def compile_floe(
-    path: Path | str = "floe.yaml",
+    path: Path | str = CONFIG_FILE,
     env: str | None = None,
     output_dir: Path | str = DEFAULT_OUTPUT_DIR,
     profiles_dir: Path | str | None = None,

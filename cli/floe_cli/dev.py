@@ -32,7 +32,7 @@ from floe_cli.sidecar import (
     wait_for_socket,
 )
 from floe_core.artifacts import ARTIFACTS_ENV
-from floe_core.layout import ProjectPaths
+from floe_core.layout import CONFIG_FILE, ProjectPaths
 from floe_core.transport import SOCKET_ENV, SPOOL_ENV
 
 __all__ = ["DevOptions", "floe_dev"]
@@ -44,7 +44,7 @@ SIDECAR_STOP_TIMEOUT_S = 20.0
 
 @dataclass(frozen=True)
 class DevOptions:
-    path: Path | str = "floe.yaml"
+    path: Path | str = CONFIG_FILE
     env: str | None = None
     host: str = "127.0.0.1"
     port: int = 3000

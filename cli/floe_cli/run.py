@@ -35,7 +35,14 @@ from floe_cli.sidecar import (
     wait_for_socket,
 )
 from floe_core.artifacts import ARTIFACTS_ENV, CompiledArtifacts
-from floe_core.layout import LINEAGE_SINK, LOGS_SINK, METRICS_SINK, TRACES_SINK, ProjectPaths
+from floe_core.layout import (
+    CONFIG_FILE,
+    LINEAGE_SINK,
+    LOGS_SINK,
+    METRICS_SINK,
+    TRACES_SINK,
+    ProjectPaths,
+)
 from floe_core.status import SidecarStatus
 from floe_core.transport import SOCKET_ENV, SPOOL_ENV
 from floe_dagster.progress import RunTally
@@ -48,7 +55,7 @@ EXIT_PIPELINE_FAILED = 1
 
 @dataclass(frozen=True)
 class RunOptions:
-    path: Path | str = "floe.yaml"
+    path: Path | str = CONFIG_FILE
     env: str | None = None
     select: str | None = None
     exclude: str | None = None

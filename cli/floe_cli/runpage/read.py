@@ -30,6 +30,7 @@ import msgspec
 from floe_cli.runpage.build import root_run_id
 from floe_cli.runpage.model import SpanEvent, SpanRow
 from floe_core.errors import NothingToShow
+from floe_core.layout import LINEAGE_SINK, TRACES_SINK
 from floe_core.spool import list_segments
 
 __all__ = [
@@ -358,12 +359,12 @@ def _replay_spool(files: RunFiles, found: _Found, notes: list[str]) -> list[str]
             item = record.get("item") if isinstance(record, dict) else None
             if not isinstance(item, dict):
                 continue
-            if record.get("sink") == "openlineage":
+            if record.get("sink") == LINEAGE_SINK:
                 run_id = root_run_id(item)
                 if run_id:
                     found.replayed_events.setdefault(run_id, []).append(item)
                     found.seen(run_id, _epoch_ns(item.get("eventTime")))
-            elif record.get("sink") == "otel":
+            elif record.get("sink") == TRACES_SINK:
                 span = span_from_record(item)
                 trace = str(item.get("trace_id") or "").lower()
                 if span is not None and trace:
