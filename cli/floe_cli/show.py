@@ -12,13 +12,13 @@ its name).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from floe_core.errors import NothingToShow
+from floe_core.linefile import bounded_lines, loads_or_none
 
 __all__ = [
     "LogEntry",
@@ -47,11 +47,11 @@ def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
             "and no endpoint is configured (the embedded default). Run `floe run` first."
         ) from None
     with handle:
-        for raw in handle:
-            try:
-                value = json.loads(raw)
-            except ValueError:
-                continue  # a torn last line while the sidecar writes: skip it
+        # Bounded lines and a decode that cannot raise: a torn last line while the sidecar
+        # writes, a line nested deeper than the decoder's stack, a file with no newline at all
+        # (``--file /dev/zero``) are skipped, never held whole.
+        for _, raw, _ in bounded_lines(handle):
+            value = loads_or_none(raw) if raw is not None else None
             if isinstance(value, dict):
                 yield value
 

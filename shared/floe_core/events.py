@@ -333,7 +333,25 @@ def encode_event(event: Event) -> bytes:
 
 
 def decode_event(line: bytes | str) -> Event:
-    """Decode one line; raise :class:`EventError` (or :class:`UnsupportedEvent`) with the reason."""
+    """Decode one line; raise :class:`EventError` (or :class:`UnsupportedEvent`) with the reason.
+
+    Nothing else escapes, whatever the bytes: a reader that catches :class:`EventError` can
+    dead-letter any hostile line (nested too deeply for the decoder's stack, too big for memory)
+    instead of losing the lines read with it.
+    """
+    try:
+        return _decode(line)
+    except EventError:
+        raise
+    except RecursionError:
+        raise EventError("undecodable line: JSON nested too deeply") from None
+    except MemoryError:
+        raise EventError("undecodable line: too large to decode in memory") from None
+    except Exception as exc:  # a decoder bug must not become a lost batch either
+        raise EventError(f"undecodable line: {type(exc).__name__}: {exc}") from exc
+
+
+def _decode(line: bytes | str) -> Event:
     try:
         event = _decoder.decode(line)
     except msgspec.ValidationError as exc:

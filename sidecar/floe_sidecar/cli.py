@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -346,9 +347,8 @@ def _once_outcome(report: RunReport) -> int:
 def _replay(args: argparse.Namespace) -> int:
     if args.to == "file" and args.output is None:
         raise UsageError("--to file needs --output PATH")
-    missing = [str(f) for f in args.files if not f.is_file()]
-    if missing:
-        raise UsageError(f"no such file: {', '.join(missing)}")
+    for path in args.files:
+        _check_replayable(path)
     settings = _settings(args, args.files[0].parent)
     sinks = _sinks(args, settings)
     if args.to == "file":
@@ -364,6 +364,20 @@ def _replay(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def _check_replayable(path: Path) -> None:
+    """A regular file or a pipe (``<(zcat ...)``) can be replayed; say plainly what else is not."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{path} is a directory; give the segment files in it ({path}/*.ndjson)")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise UsageError(f"{path} is neither a regular file nor a pipe; nothing to replay")
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ writes no dead-letter: it is safe to run beside a live sidecar.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from floe_core.events import EventError, decode_event
+from floe_core.linefile import bounded_lines
 from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.sinks.base import Sink
 
@@ -35,26 +36,6 @@ class ReplaySummary:
     events: int = 0
     items: int = 0
     errors: int = 0
-
-
-def _lines(path: Path, max_line_bytes: int) -> Iterator[tuple[int, bytes | None, str | None]]:
-    """(offset, line, problem) for each line; a line over the limit is reported, not held."""
-    offset = 0
-    with path.open("rb") as f:
-        while line := f.readline(max_line_bytes + 1):
-            start = offset
-            offset += len(line)
-            if line.endswith(b"\n"):
-                yield start, line[:-1], None
-            elif len(line) <= max_line_bytes:
-                yield start, None, "the file ends in the middle of a line"
-            else:
-                newline = False
-                while not newline and (more := f.readline(1024 * 1024)):
-                    offset += len(more)
-                    newline = more.endswith(b"\n")
-                length = offset - start - (1 if newline else 0)
-                yield start, None, f"line of {length} bytes exceeds the {max_line_bytes}-byte limit"
 
 
 def _fallback(obj: Any) -> Any:
@@ -91,37 +72,49 @@ def replay_files(
 ) -> ReplaySummary:
     summary = ReplaySummary()
     for path in files:
-        for offset, line, problem in _lines(path, max_line_bytes):
-            summary.lines += 1
-            where: dict[str, Any] = {"file": str(path), "offset": offset}
-            if line is None:
-                summary.errors += 1
-                out.write(_encoder.encode({**where, "error": problem}) + b"\n")
-                continue
-            if not line.strip():
-                continue
-            try:
-                event = decode_event(line)
-            except EventError as exc:
-                summary.errors += 1
-                out.write(_encoder.encode({**where, "error": str(exc)}) + b"\n")
-                continue
-            summary.events += 1
-            head = {**where, "event_id": event.event_id, "type": type(event).__struct_config__.tag}
-            if not sinks:
-                out.write(_encoder.encode({**head, "sink": None, "item": event}) + b"\n")
-                continue
-            for sink in sinks:
-                try:
-                    items = sink.translate(event)
-                except Exception as exc:
-                    summary.errors += 1
-                    error = f"translate failed: {type(exc).__name__}: {exc}"
-                    out.write(_encoder.encode({**head, "sink": sink.name, "error": error}) + b"\n")
-                    continue
-                for item in items:
-                    summary.items += 1
-                    record = {**head, "sink": sink.name, "item": render_item(sink, item)}
-                    out.write(_encoder.encode(record) + b"\n")
+        with path.open("rb") as handle:
+            _replay_file(path, handle, sinks, out, summary, max_line_bytes)
     out.flush()
     return summary
+
+
+def _replay_file(
+    path: Path,
+    handle: BinaryIO,
+    sinks: Sequence[Sink[Any]],
+    out: BinaryIO,
+    summary: ReplaySummary,
+    max_line_bytes: int,
+) -> None:
+    for offset, line, problem in bounded_lines(handle, max_line_bytes):
+        summary.lines += 1
+        where: dict[str, Any] = {"file": str(path), "offset": offset}
+        if line is None:
+            summary.errors += 1
+            out.write(_encoder.encode({**where, "error": problem}) + b"\n")
+            continue
+        if not line.strip():
+            continue
+        try:
+            event = decode_event(line)
+        except EventError as exc:
+            summary.errors += 1
+            out.write(_encoder.encode({**where, "error": str(exc)}) + b"\n")
+            continue
+        summary.events += 1
+        head = {**where, "event_id": event.event_id, "type": type(event).__struct_config__.tag}
+        if not sinks:
+            out.write(_encoder.encode({**head, "sink": None, "item": event}) + b"\n")
+            continue
+        for sink in sinks:
+            try:
+                items = sink.translate(event)
+            except Exception as exc:
+                summary.errors += 1
+                error = f"translate failed: {type(exc).__name__}: {exc}"
+                out.write(_encoder.encode({**head, "sink": sink.name, "error": error}) + b"\n")
+                continue
+            for item in items:
+                summary.items += 1
+                record = {**head, "sink": sink.name, "item": render_item(sink, item)}
+                out.write(_encoder.encode(record) + b"\n")

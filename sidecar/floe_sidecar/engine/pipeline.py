@@ -89,6 +89,16 @@ class SinkPipeline:
         Pieces that yield no items (bad lines only, or events this sink ignores) are committed
         on the way, so a sink that ignores most events still moves forward.
         """
+        try:
+            return self._prepare()
+        except BaseException:
+            # The reader has read past lines this batch never dealt with (a dead-letter write that
+            # failed, a decoder that raised): forget the read-ahead, so the next call starts again
+            # at the cursor instead of skipping them.
+            self.rewind()
+            raise
+
+    def _prepare(self) -> Batch | None:
         batch = Batch()
         lingered = self.linger <= 0
         while len(batch.items) < self.max_batch:
