@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
 import pytest
 from support.data import event_id_of, event_line
+from support.sidecar import write_spool
 from test_sidecar_engine import Collect, options, run_with, wait_until
 
-from floe_core.events import EventError, decode_event
+from floe_core.events import Event, EventError, decode_event
 from floe_core.layout import SpoolLayout
 from floe_core.spool import SpoolWriter, list_segments
-from floe_sidecar.app import Sidecar
+from floe_sidecar.app import RunReport, Sidecar
 from floe_sidecar.engine.deadletter import read_deadletter
 from floe_sidecar.replay import replay_files
+from floe_sidecar.sinks.base import Rejection
 
 pytestmark = pytest.mark.anyio
 
@@ -121,3 +124,114 @@ async def test_an_unwritable_dead_letter_holds_the_cursor_before_the_bad_line(
     await run_with(sidecar, body)
     records = read_deadletter(layout.deadletter)
     assert [(r["kind"], r["line"]) for r in records] == [("bad_line", "{bad")] * 3
+
+
+# --- finding 3: one event no exporter can encode ----------------------------------------------
+
+
+class Poisoned(Collect):
+    """Raises what an exporter raises on an item it cannot encode, for the whole batch."""
+
+    def __init__(self, poison: set[str], **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.poison = poison
+
+    def deliver(self, batch: Sequence[str]) -> Sequence[Rejection]:
+        if self.poison.intersection(batch):
+            self.attempts += 1
+            raise ValueError("Value out of range")
+        return super().deliver(batch)
+
+
+async def test_an_item_that_cannot_be_encoded_is_dead_lettered_and_the_rest_delivered(
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    ids = write_spool(spool, 54)
+    poison = {event_id_of(7), event_id_of(40)}
+    sink = Poisoned(poison, max_batch=16)
+    report = await Sidecar(options(spool, once=True), [sink]).run()
+    assert set(sink.ids) == ids - poison and not report.pending
+    records = read_deadletter(SpoolLayout(spool).deadletter)
+    assert sorted(str(r["line"]) for r in records) == sorted(
+        event_line(i).decode().rstrip("\n") for i in (7, 40)
+    )
+    assert all(r["kind"] == "rejected" for r in records)
+    assert all(
+        "permanent error: ValueError: Value out of range" in str(r["reason"]) for r in records
+    )
+    assert sidecar_failures(report) == 0
+
+
+def sidecar_failures(report: RunReport) -> int:
+    return sum(1 for s in report.sinks if s.pending_events)
+
+
+def test_a_span_past_the_otlp_time_range_is_dead_lettered_not_retried_forever(
+    tmp_path: Path,
+) -> None:
+    """Real trace sink, real OTLP/HTTP receiver: a node finished in the year 3000 overflows
+    the span's uint64 nanoseconds; that span is dead-lettered, every other span arrives."""
+    from datetime import UTC, datetime
+
+    import msgspec
+    from support.data import run_events
+    from support.otlp_receivers import HttpReceiver
+    from test_otel_export import _sink
+
+    from floe_core.events import NodeFinished, encode_event
+
+    events = run_events()
+    target = next(i for i, e in enumerate(events) if isinstance(e, NodeFinished))
+    events[target] = msgspec.structs.replace(
+        events[target], finished_at=datetime(3000, 1, 1, tzinfo=UTC)
+    )
+    spool = tmp_path / "spool"
+    with SpoolWriter(spool) as writer:
+        writer.append(b"".join(encode_event(e) for e in events))
+    with HttpReceiver(0) as receiver:
+        sink = _sink(tmp_path, "http/protobuf", receiver.port)
+        expected = sum(len(sink.translate(e)) for e in events)
+        report = anyio.run(Sidecar(options(spool, once=True), [sink]).run)
+        assert not report.pending
+        assert receiver.span_count() == expected - 1
+    records = read_deadletter(SpoolLayout(spool).deadletter)
+    assert len(records) == 1 and records[0]["kind"] == "rejected"
+    assert "out of range" in str(records[0]["reason"])
+    assert str(records[0]["line"]) == encode_event(events[target]).decode().rstrip("\n")
+
+
+# --- issue 17, item 8: one event, several items ------------------------------------------------
+
+
+class Twice(Collect):
+    """Two items per event (as OpenLineage makes of invocation_started); rejects the second
+    item of event 3 wherever it lands in a batch."""
+
+    def translate(self, event: Event) -> Sequence[str]:
+        return (f"{event.event_id}/a", f"{event.event_id}/b")
+
+    def deliver(self, batch: Sequence[str]) -> Sequence[Rejection]:
+        self.attempts += 1
+        bad = f"{event_id_of(3)}/b"
+        rejected = [Rejection(i, "HTTP 400") for i, item in enumerate(batch) if item == bad]
+        self.ids.extend(item for item in batch if item != bad)
+        return rejected
+
+
+async def test_a_rejected_item_of_a_multi_item_event_dead_letters_its_own_line(
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    write_spool(spool, 10)
+    sink = Twice(max_batch=5)
+    report = await Sidecar(options(spool, once=True), [sink]).run()
+    assert not report.pending
+    assert len(sink.ids) == 19 and len(set(sink.ids)) == 19  # each delivered once, not re-sent
+    records = read_deadletter(SpoolLayout(spool).deadletter)
+    assert [(r["kind"], r["line"]) for r in records] == [
+        ("rejected", event_line(3).decode().rstrip("\n"))
+    ]
+    segment = list_segments(spool)
+    assert not segment  # delivered and retired
+    assert records[0]["offset"] == sum(len(event_line(i)) for i in range(3))

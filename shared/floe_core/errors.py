@@ -22,6 +22,7 @@
     ├── EventError              a line that is not a valid event of a known version
     │   └── UnsupportedEvent    a well-formed event from a newer writer
     └── DeliveryError           a sink did not get a batch through; the engine retries it
+        │                       (or, when ``permanent``, dead-letters the items at fault)
         ├── ThrottledError      the endpoint asked to wait (HTTP 429/503 with Retry-After)
         └── OtlpExportError     the OTLP endpoint did not accept a batch of logs or metrics
             └── TraceExportError    ... of spans
@@ -168,11 +169,19 @@ class DeliveryError(FloeError):
 
     ``retry_after``: seconds the endpoint asked the client to wait before trying again (an HTTP
     ``Retry-After``); the engine waits at least that long, within its throttle limit.
+
+    ``permanent``: no retry can get this batch through, because of what is in it (an item the
+    exporter cannot encode), not because of the endpoint; the engine then finds the items at
+    fault, dead-letters them with this message, and delivers the rest (as the OpenTelemetry
+    Collector's permanent errors).
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, permanent: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.permanent = permanent
 
 
 class ThrottledError(DeliveryError):

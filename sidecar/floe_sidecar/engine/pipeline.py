@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 
 from floe_core.transport import MAX_LINE_BYTES
+from floe_sidecar.engine.classify import is_permanent
 from floe_sidecar.engine.cursor import NO_STATE, Cursor, SegmentPosition, load_cursor, save_cursor
 from floe_sidecar.engine.reader import SegmentSlice, SpoolReader
 from floe_sidecar.engine.undeliverable import Undeliverable
@@ -153,9 +154,49 @@ class SinkPipeline:
         fails after a successful ``deliver``, the batch is retried too: delivered twice, never
         skipped.
         """
-        rejections = self.sink.deliver(batch.items)
+        try:
+            rejections = self.sink.deliver(batch.items)
+        except Exception as exc:
+            if not is_permanent(exc):
+                raise
+            rejections = self._isolate(batch.items, exc)
         delivered = self.commit(batch, rejections, None)
         return delivered, len(batch.items) - delivered
+
+    def _isolate(self, items: list[Any], error: BaseException) -> list[Rejection]:
+        """``deliver`` failed permanently: split the batch until the items at fault are alone,
+        reject those, deliver the rest. A retryable failure on the way raises (the whole batch is
+        retried: delivered twice, never skipped)."""
+        log.warning(
+            "delivery failed permanently; finding the items at fault",
+            extra={"sink": self.name, "items": len(items), "error": _describe(error)},
+        )
+        rejections = self._bisect(items, 0, error)
+        if rejections and self._stateful:
+            # A stateful sink's deliver builds on its committed state: deliver the survivors once
+            # more, together, so the checkpoint holds all of them (not the last half only).
+            bad = {r.index for r in rejections}
+            kept = [i for i in range(len(items)) if i not in bad]
+            if kept:
+                again = self.sink.deliver([items[i] for i in kept])
+                rejections += [Rejection(kept[r.index], r.reason) for r in again]
+        return rejections
+
+    def _bisect(self, items: list[Any], start: int, error: BaseException) -> list[Rejection]:
+        if len(items) == 1:
+            return [Rejection(start, f"permanent error: {_describe(error)}")]
+        middle = len(items) // 2
+        out: list[Rejection] = []
+        for part, first in ((items[:middle], start), (items[middle:], start + middle)):
+            try:
+                found = self.sink.deliver(part)
+            except Exception as exc:
+                if not is_permanent(exc):
+                    raise
+                out += self._bisect(part, first, exc)
+                continue
+            out += [Rejection(first + r.index, r.reason) for r in found]
+        return out
 
     def commit(self, batch: Batch, rejections: Sequence[Rejection], gave_up: str | None) -> int:
         """After ``deliver`` returned (or retries gave up): dead-letter, then save the cursor.
@@ -276,3 +317,7 @@ class SinkPipeline:
     def positions(self) -> dict[str, SegmentPosition]:
         with self._lock:
             return dict(self.cursor.positions)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

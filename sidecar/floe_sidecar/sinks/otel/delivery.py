@@ -22,7 +22,7 @@ from floe_core.errors import DeliveryError
 from floe_sidecar.sinks.otel.config import FileExport, SignalConfig
 from floe_sidecar.sinks.otel.exporters import Exporter, Throttle
 
-__all__ = ["SCOPE", "ResourceCache", "destination", "export_or_raise"]
+__all__ = ["SCOPE", "ResourceCache", "destination", "export_or_raise", "is_encoding_error"]
 
 try:
     _FLOE_VERSION: str | None = version("floe")
@@ -87,6 +87,18 @@ def destination(config: SignalConfig) -> str:
     return str(export.path) if isinstance(export, FileExport) else export.display_endpoint
 
 
+#: How the OpenTelemetry SDK exporters begin the message they log when a batch cannot be encoded
+#: ("Failed to encode span batch: Value out of range: ...").
+ENCODE_FAILURE_PREFIX = "Failed to encode"
+
+
+def is_encoding_error(exc: BaseException) -> bool:
+    """The exporter could not encode the batch (a timestamp past 2554 overflows OTLP's uint64
+    nanoseconds: ``ValueError: Value out of range``): the data is at fault, not the endpoint, so
+    retrying the same items can never succeed."""
+    return isinstance(exc, ValueError | TypeError | OverflowError) and not isinstance(exc, OSError)
+
+
 def export_or_raise(
     exporter: Exporter,
     batch: Any,
@@ -113,7 +125,10 @@ def export_or_raise(
             _last_error.take()
             if throttle is not None:
                 throttle.take()
-            raise error(f"exporting {describe} failed: {type(exc).__name__}: {exc}") from exc
+            raise error(
+                f"exporting {describe} failed: {type(exc).__name__}: {exc}",
+                permanent=is_encoding_error(exc),
+            ) from exc
         reason = _last_error.take()
         last = throttle.take() if throttle is not None else None
     # The SDK exporters' results are enums of their own (SpanExportResult, MetricExportResult,
@@ -127,4 +142,6 @@ def export_or_raise(
     raise error(
         f"exporting {describe} failed: {status}{reason or 'the exporter reported a failure'}",
         retry_after=retry_after,
+        # The SDK exporters log an item they cannot encode and report FAILURE: no retry helps.
+        permanent=reason is not None and reason.startswith(ENCODE_FAILURE_PREFIX),
     )
