@@ -235,3 +235,95 @@ async def test_a_rejected_item_of_a_multi_item_event_dead_letters_its_own_line(
     segment = list_segments(spool)
     assert not segment  # delivered and retired
     assert records[0]["offset"] == sum(len(event_line(i)) for i in range(3))
+
+
+# --- finding 6: symbolic links in the spool -----------------------------------------------------
+
+
+async def test_a_segment_that_is_a_link_is_never_read(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    ids = write_spool(spool, 5)
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"root:hunter2\n{also secret}\n")
+    (spool / "20000101T000000.000000000-x.ndjson").symlink_to(secret)
+    sink = Collect()
+    report = await Sidecar(options(spool, once=True), [sink]).run()
+    assert set(sink.ids) == ids and not report.pending
+    dead = SpoolLayout(spool).deadletter.read_bytes()
+    assert b"hunter2" not in dead and b"also secret" not in dead
+    records = read_deadletter(SpoolLayout(spool).deadletter)
+    assert [r["kind"] for r in records] == ["note"]
+    assert "symbolic link" in str(records[0]["reason"])
+    assert secret.read_bytes() == b"root:hunter2\n{also secret}\n"
+
+
+async def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(
+    tmp_path: Path,
+) -> None:
+    from floe_core.errors import UsageError
+
+    spool = tmp_path / "spool"
+    write_spool(spool, 1)
+    layout = SpoolLayout(spool)
+    layout.ensure()
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious\n")
+    layout.lock.symlink_to(victim)
+    with pytest.raises(UsageError, match="symbolic link"):
+        await Sidecar(options(spool, once=True), [Collect()]).run()
+    assert victim.read_bytes() == b"precious\n"
+
+
+async def test_a_dead_letter_file_that_is_a_link_is_never_appended_to(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    with SpoolWriter(spool) as writer:
+        writer.append(event_line(0) + b"{bad\n" + event_line(1))
+    layout = SpoolLayout(spool)
+    layout.ensure()
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious\n")
+    layout.deadletter.symlink_to(victim)
+    sink = Collect()
+    report = await Sidecar(options(spool, once=True, once_timeout=1.5), [sink]).run()
+    assert victim.read_bytes() == b"precious\n"
+    assert report.pending  # the bad line (and what follows) waits for a dead-letter file
+    assert event_id_of(1) not in sink.ids
+
+
+def test_a_spool_given_through_a_link_is_refused(tmp_path: Path) -> None:
+    from floe_sidecar.cli import main
+
+    real = tmp_path / "shared"
+    real.mkdir(mode=0o755)
+    (real / "other.ndjson").write_bytes(event_line(0))
+    link = tmp_path / "spool"
+    link.symlink_to(real)
+    code = main(["--spool", str(link), "--once", "--no-default-sinks", "--sink", "console"])
+    assert code == 2
+    assert (real.stat().st_mode & 0o777) == 0o755  # not chmod-ed
+    assert (real / "other.ndjson").exists()  # not consumed
+
+
+# --- finding 13: a read-only spool --------------------------------------------------------------
+
+
+def test_a_read_only_spool_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EROFS cannot be made here without a mount (the tests run as root, who writes through
+    0500): the lock's open gets the error a read-only file system gives."""
+    import errno
+
+    import floe_sidecar.app as app_module
+    from floe_sidecar.cli import main
+
+    def read_only(*args: object, **kwargs: object) -> int:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(app_module, "open_under", read_only)
+    spool = tmp_path / "spool"
+    write_spool(spool, 1)
+    code = main(["--spool", str(spool), "--once", "--no-default-sinks", "--sink", "console"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot take the spool (Read-only file system)" in err
+    assert "Traceback" not in err

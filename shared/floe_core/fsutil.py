@@ -45,7 +45,9 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True, sync_dir: boo
         fsync_dir(path.parent)
 
 
-def append_lines(path: Path, data: bytes, *, durable: bool = True) -> None:
+def append_lines(
+    path: Path, data: bytes, *, durable: bool = True, follow_symlinks: bool = True
+) -> None:
     """Append whole NDJSON lines (``data``, newline-terminated) to ``path``; with ``durable``,
     they are on disk when this returns, so a cursor may move past them.
 
@@ -55,11 +57,12 @@ def append_lines(path: Path, data: bytes, *, durable: bool = True) -> None:
     is written as is, without that repair and without fsync. Raises ``OSError``.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    nofollow = 0 if follow_symlinks else os.O_NOFOLLOW  # a link raises OSError(ELOOP)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | nofollow, 0o600)
         readable = True
     except PermissionError:  # write-only: append without the repair
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | nofollow, 0o600)
         readable = False
     try:
         info = os.fstat(fd)

@@ -45,6 +45,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from floe_core.errors import UsageError
 from floe_core.spool import ensure_spool_dir
 
 __all__ = [
@@ -230,9 +231,17 @@ class SpoolLayout:
         return sorted(n[: -len(".json")] for n in names if n.endswith(".json"))
 
     def ensure(self) -> SpoolLayout:
-        """Create the spool and state directories owner-only."""
-        ensure_spool_dir(self.spool_dir)
-        for directory in (self.state_dir, self.cursors_dir):
+        """Create the spool and state directories owner-only; refuse any of them that is a
+        symbolic link (it would be chmod-ed, and written to, wherever it points)."""
+        for directory in (self.spool_dir, self.state_dir, self.cursors_dir):
+            if directory.is_symlink():
+                raise UsageError(
+                    f"{directory} is a symbolic link (to {os.readlink(directory)}); refused: "
+                    "the spool and its state must be real directories"
+                )
+            if directory == self.spool_dir:
+                ensure_spool_dir(directory)
+                continue
             directory.mkdir(mode=0o700, exist_ok=True)
             os.chmod(directory, 0o700)
         return self

@@ -20,7 +20,9 @@ __all__ = [
     "SEGMENT_SUFFIX",
     "SpoolWriter",
     "ensure_spool_dir",
+    "fd_is_sealed",
     "is_sealed",
+    "list_segment_names",
     "list_segments",
 ]
 
@@ -39,15 +41,17 @@ def ensure_spool_dir(directory: Path) -> Path:
 
 def list_segments(directory: Path) -> list[Path]:
     """Segments in creation order. Hidden files (segments being created) are not segments yet."""
+    return [directory / name for name in list_segment_names(directory)]
+
+
+def list_segment_names(directory: Path) -> list[str]:
+    """:func:`list_segments`, names only (no path objects: a reader of a long backlog lists
+    often)."""
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
         return []
-    return [
-        directory / name
-        for name in sorted(names)
-        if name.endswith(SEGMENT_SUFFIX) and not name.startswith(".")
-    ]
+    return sorted(n for n in names if n.endswith(SEGMENT_SUFFIX) and not n.startswith("."))
 
 
 def is_sealed(segment: Path) -> bool:
@@ -57,11 +61,22 @@ def is_sealed(segment: Path) -> bool:
     except FileNotFoundError:
         return True
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd_is_sealed(fd)
+    finally:
+        os.close(fd)
+
+
+def fd_is_sealed(fd: int) -> bool:
+    """:func:`is_sealed` for a segment the caller already holds open (no second open).
+
+    A shared lock: it fails while the writer holds its exclusive one, and readers (one per sink,
+    retention) asking at the same moment do not take each other for a writer.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
-    finally:
-        os.close(fd)  # closing drops the lock, if we took it
+    fcntl.flock(fd, fcntl.LOCK_UN)
     return True
 
 

@@ -30,8 +30,9 @@ from typing import Any
 
 import anyio
 
-from floe_core.errors import SpoolBusyError
-from floe_core.layout import SpoolLayout
+from floe_core.errors import FloeError, SpoolBusyError, UsageError
+from floe_core.layout import STATE_DIR_NAME, SpoolLayout
+from floe_core.spoolfs import open_under
 from floe_core.status import HandoffStatus
 from floe_sidecar.config import EngineOptions
 from floe_sidecar.engine.deadletter import DeadLetter
@@ -63,6 +64,10 @@ CLOSE_TIMEOUT = 5.0
 #: The health report when the sidecar stops may hold up the exit this long at most.
 FINAL_HEALTH_TIMEOUT = 2.0
 LOCK_WAIT_S = 30.0
+
+
+#: The lock file, relative to the spool (opened with no link followed).
+LOCK_RELATIVE = f"{STATE_DIR_NAME}/lock"
 
 
 def _unlinked(fd: int, path: Path) -> bool:
@@ -146,7 +151,16 @@ class Sidecar:
 
     async def run(self) -> RunReport:
         """Run until stopped (or, with ``--once``, until everything is delivered)."""
-        self._acquire_lock()
+        try:
+            self._acquire_lock()
+        except FloeError:
+            raise
+        except OSError as exc:  # a read-only spool, a full disk: say so, no traceback
+            raise UsageError(
+                f"{self.options.spool_dir}: the sidecar cannot take the spool "
+                f"({exc.strerror or exc}); the spool and its .sidecar directory must be "
+                "writable by this user"
+            ) from None
         try:
             await self._run()
         finally:
@@ -159,7 +173,11 @@ class Sidecar:
         _ignore_cancelled_reader_race()
         options = self.options
         self.layout.ensure()
-        self.deadletter = DeadLetter(self.layout.deadletter)
+        # The default dead-letter file is under the spool: a link there is never followed. An
+        # explicit --dead-letter is the operator's own choice (even /dev/null).
+        self.deadletter = DeadLetter(
+            self.layout.deadletter, follow_symlinks=self.layout.deadletter_override is not None
+        )
         self.undeliverable = Undeliverable(
             self.deadletter, self.layout.reported, options.max_line_bytes
         )
@@ -539,7 +557,7 @@ class Sidecar:
         deadline = time.monotonic() + (LOCK_WAIT_S if self.options.handoff else 0.0)
         while True:
             self.layout.ensure()
-            fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = open_under(self.layout.spool_dir, LOCK_RELATIVE, os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -76,9 +76,10 @@ class DeadLetter:
     raises ``OSError`` when they are not.
     """
 
-    def __init__(self, path: Path, *, durable: bool = True) -> None:
+    def __init__(self, path: Path, *, durable: bool = True, follow_symlinks: bool = True) -> None:
         self.path = path
         self.durable = durable
+        self.follow_symlinks = follow_symlinks
         self.count = 0  # records written by this process
         self._lock = threading.Lock()
         self._encoder = msgspec.json.Encoder()
@@ -90,7 +91,9 @@ class DeadLetter:
             return 0
         written = data.count(b"\n")
         with self._lock:
-            append_lines(self.path, data, durable=self.durable)
+            append_lines(
+                self.path, data, durable=self.durable, follow_symlinks=self.follow_symlinks
+            )
             self.count += written
         return written
 
@@ -103,7 +106,9 @@ class DeadLetter:
         if not written:
             return 0
         with self._lock:
-            append_lines(self.path, data, durable=self.durable)
+            append_lines(
+                self.path, data, durable=self.durable, follow_symlinks=self.follow_symlinks
+            )
             self.count += written
         return written
 

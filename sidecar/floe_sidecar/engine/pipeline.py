@@ -76,6 +76,7 @@ class SinkPipeline:
             self.cursor.positions,
             max_line_bytes=max_line_bytes,
             on_reset=self._on_reset,
+            on_refused=self.undeliverable.not_followed,
         )
         self.dead_lettered = 0  # items of this sink (translation errors, rejections, give-ups)
         # The cursor changes on the worker thread and is saved at shutdown from the loop thread.
@@ -291,11 +292,13 @@ class SinkPipeline:
         """Forget what was read ahead and read again from the saved positions (after a crash of
         the runner: whatever it was doing, the cursor is the truth)."""
         with self._lock:
+            self.reader.close()
             self.reader = SpoolReader(
                 self.reader.spool_dir,
                 self.cursor.positions,
                 max_line_bytes=self.max_line_bytes,
                 on_reset=self._on_reset,
+                on_refused=self.undeliverable.not_followed,
             )
             self._restore_state()
 

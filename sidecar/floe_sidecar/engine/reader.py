@@ -21,11 +21,14 @@ Rules every consumer relies on:
 from __future__ import annotations
 
 import os
+import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from floe_core.spool import is_sealed, list_segments
+from floe_core.spool import fd_is_sealed, list_segment_names
+from floe_core.spoolfs import SymlinkRefused, open_dir, open_in
 from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.engine.cursor import FINGERPRINT_BYTES, SegmentPosition, fingerprint
 from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES
@@ -33,6 +36,8 @@ from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES
 __all__ = ["SegmentSlice", "SpoolReader"]
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
+#: While there is something to read, the directory is listed again at most this often.
+RELIST_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -86,11 +91,15 @@ class SpoolReader:
         max_line_bytes: int = MAX_LINE_BYTES,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         on_reset: Callable[[str, str, int], None] | None = None,
+        on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
         self.spool_dir = spool_dir
         self.max_line_bytes = max_line_bytes
         self.chunk_bytes = max(chunk_bytes, max_line_bytes + 1)
         self._on_reset = on_reset
+        self._on_refused = on_refused
+        self._refused: set[str] = set()  # links and non-regular files: never opened again
+        self._dir: int | None = None
         # Read positions: ahead of the saved cursor, never behind it.
         self._pos: dict[str, SegmentPosition] = {
             name: SegmentPosition(ino=p.ino, dev=p.dev, offset=p.offset, fp=p.fp, fp_len=p.fp_len)
@@ -100,6 +109,9 @@ class SpoolReader:
         self._sealed_done: set[str] = set()  # sealed and read to the end: skip without stat
         self._buffered: _Buffered | None = None
         self._gone: set[str] = set()
+        self._queue: list[str] = []  # names still to look at, oldest first
+        self._listed: set[str] = set()  # every name of the last listing
+        self._listed_at = -RELIST_SECONDS
 
     def gone(self) -> set[str]:
         """Segments found deleted (to prune from the cursor), until :meth:`pruned` is called."""
@@ -121,18 +133,47 @@ class SpoolReader:
         self._sealed_done.discard(name)
 
     def read(self, max_lines: int) -> SegmentSlice | None:
-        """The next slice (at most ``max_lines`` lines), oldest segment first; None: caught up."""
+        """The next slice (at most ``max_lines`` lines), oldest segment first; None: caught up.
+
+        The directory is listed again only when the segments known so far have nothing more (or
+        the listing is older than :data:`RELIST_SECONDS`), and segments sealed and read to the
+        end leave the queue: draining ``n`` segments costs ``O(n)`` opens, not ``O(n²)``.
+        """
         if self._buffered is not None:
             return self._from_buffer(max_lines)
-        for path in list_segments(self.spool_dir):
-            name = path.name
-            if name in self._sealed_done:
-                continue
-            piece = self._read_segment(path, max_lines)
+        if time.monotonic() - self._listed_at >= RELIST_SECONDS:
+            self._relist()
+        piece = self._scan(max_lines)
+        if piece is None:
+            self._relist()
+            piece = self._scan(max_lines)
+        return piece
+
+    def _scan(self, max_lines: int) -> SegmentSlice | None:
+        queue = self._queue
+        index = 0
+        while index < len(queue):
+            name = queue[index]
+            piece = self._read_segment(name, max_lines)
+            if name in self._sealed_done or name in self._refused or name not in self._pos:
+                del queue[index]  # read to its end and sealed, or gone: never again
+            else:
+                index += 1
             if piece is not None:
                 return piece
-        self._sealed_done.intersection_update(p.name for p in list_segments(self.spool_dir))
         return None
+
+    def _relist(self) -> None:
+        names = list_segment_names(self.spool_dir)
+        present = set(names)
+        for name in self._listed - present:  # deleted (retired): prune from the cursor
+            self._forget(name)
+        self._listed = present
+        self.close()  # the next open takes the directory as it is now
+        self._sealed_done.intersection_update(present)
+        self._refused.intersection_update(present)
+        self._queue = [n for n in names if n not in self._sealed_done and n not in self._refused]
+        self._listed_at = time.monotonic()
 
     # -- internals -------------------------------------------------------------------------
 
@@ -158,25 +199,45 @@ class SpoolReader:
         self._pos[name] = pos
         return pos
 
-    def _read_segment(self, path: Path, max_lines: int) -> SegmentSlice | None:
-        name = path.name
+    def _read_segment(self, name: str, max_lines: int) -> SegmentSlice | None:
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = open_in(self._dir_fd(), name, os.O_RDONLY | os.O_NONBLOCK, shown=name)
         except FileNotFoundError:
             self._forget(name)
             return None
+        except SymlinkRefused as exc:
+            self._refuse(name, str(exc))
+            return None
         try:
-            return self._read_open_segment(fd, path, max_lines)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device: never read
+                self._refuse(name, f"not a regular file, refused: {self.spool_dir / name}")
+                return None
+            return self._read_open_segment(fd, name, max_lines)
         finally:
             os.close(fd)
+
+    def _dir_fd(self) -> int:
+        """The spool directory, opened once per listing (no path resolved per segment)."""
+        if self._dir is None:
+            self._dir = open_dir(self.spool_dir)
+        return self._dir
+
+    def close(self) -> None:
+        if self._dir is not None:
+            os.close(self._dir)
+            self._dir = None
+
+    def _refuse(self, name: str, reason: str) -> None:
+        self._refused.add(name)
+        if self._on_refused is not None:
+            self._on_refused(name, reason)
 
     def _forget(self, name: str) -> None:
         if self._pos.pop(name, None) is not None:
             self._gone.add(name)
         self._verified.discard(name)
 
-    def _read_open_segment(self, fd: int, path: Path, max_lines: int) -> SegmentSlice | None:
-        name = path.name
+    def _read_open_segment(self, fd: int, name: str, max_lines: int) -> SegmentSlice | None:
         st = os.fstat(fd)
         pos = self._pos.get(name)
         if pos is None:
@@ -198,7 +259,7 @@ class SpoolReader:
         size = st.st_size
         offset = pos.offset
         if size <= offset:
-            if is_sealed(path) and os.fstat(fd).st_size == size:
+            if fd_is_sealed(fd) and os.fstat(fd).st_size == size:
                 self._sealed_done.add(name)
             return None
         data = os.pread(fd, min(self.chunk_bytes, size - offset), offset)
@@ -211,6 +272,8 @@ class SpoolReader:
             lines.pop()  # the bytes after the last newline: not a line yet
             pos.offset = offset + cut + 1
             end = pos.offset
+            if pos.offset == size and fd_is_sealed(fd) and os.fstat(fd).st_size == size:
+                self._sealed_done.add(name)  # no second visit just to learn it is done
             if len(lines) > max_lines:
                 rest = lines[max_lines:]
                 lines = lines[:max_lines]
@@ -218,9 +281,9 @@ class SpoolReader:
                 self._buffered = _Buffered(name, rest, 0, end)
             return SegmentSlice(name, offset, end, pos.ino, pos.dev, pos.fp, pos.fp_len, lines)
         if len(data) > self.max_line_bytes:
-            return self._oversized(fd, path, pos, offset, data)
+            return self._oversized(fd, name, pos, offset, data)
         # A partial last line: wait for its newline, unless nobody will ever write it.
-        if is_sealed(path) and os.fstat(fd).st_size == size:
+        if fd_is_sealed(fd) and os.fstat(fd).st_size == size:
             pos.offset = size
             return SegmentSlice(
                 name,
@@ -237,14 +300,14 @@ class SpoolReader:
         return None
 
     def _oversized(
-        self, fd: int, path: Path, pos: SegmentPosition, offset: int, data: bytes
+        self, fd: int, name: str, pos: SegmentPosition, offset: int, data: bytes
     ) -> SegmentSlice | None:
         """Skip a line over the limit without holding it: find its end, keep its head."""
         scan = offset + len(data)
         while True:
             size = os.fstat(fd).st_size
             if scan >= size:
-                if is_sealed(path) and os.fstat(fd).st_size == size:
+                if fd_is_sealed(fd) and os.fstat(fd).st_size == size:
                     end = length_end = size  # the segment ends inside the oversized line
                     break
                 return None  # still being written: look again later
@@ -257,7 +320,7 @@ class SpoolReader:
             scan += len(block)
         pos.offset = end
         return SegmentSlice(
-            path.name,
+            name,
             offset,
             end,
             pos.ino,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ import msgspec
 
 from floe_core.fsutil import atomic_write
 from floe_core.layout import SpoolLayout
-from floe_core.spool import list_segments
+from floe_core.spool import list_segment_names, list_segments
 from floe_core.status import HandoffStatus, SidecarStatus, SinkStatus
 from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor
 from floe_sidecar.engine.deadletter import read_deadletter
@@ -108,12 +109,14 @@ def _start(position: SegmentPosition | None, st: os.stat_result) -> int:
 def pending_bytes(spool_dir: Path, positions: dict[str, SegmentPosition]) -> tuple[int, int]:
     """(bytes, segments) not yet behind ``positions``: cheap, from ``stat`` alone."""
     total = segments = 0
-    for path in list_segments(spool_dir):
+    for name in list_segment_names(spool_dir):
         try:
-            st = os.stat(path)
+            st = os.stat(spool_dir / name, follow_symlinks=False)  # a link is never followed
         except FileNotFoundError:
             continue
-        left = st.st_size - _start(positions.get(path.name), st)
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        left = st.st_size - _start(positions.get(name), st)
         if left > 0:
             total += left
             segments += 1
@@ -139,12 +142,14 @@ def count_pending(spool_dir: Path, positions: dict[str, SegmentPosition]) -> Pen
     lines = total = 0
     oldest: float | None = None
     for path in list_segments(spool_dir):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
+        try:  # a link or a FIFO planted in the spool is never followed, never counted
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
             continue
         try:
             st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                continue
             offset = _start(positions.get(path.name), st)
             total += st.st_size - offset
             first = True
@@ -168,7 +173,7 @@ def _emitted_at(data: bytes, fallback: float) -> float | None:
         return None
     try:
         stamp = _stamp_decoder.decode(line).emitted_at
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):
         return fallback
     if stamp is None:
         return fallback

@@ -233,6 +233,17 @@ class Undeliverable:
             )
             self.reported += self.deadletter.write([note])
 
+    def not_followed(self, segment: str, reason: str) -> None:
+        """An entry named like a segment that is a symbolic link or not a regular file: never
+        opened, never followed (see :mod:`floe_core.spoolfs`); noted once, not per sink."""
+        key = (segment, 0, "not_followed")
+        with self._lock:
+            if key in self._noted:
+                return
+            self._noted.add(key)
+            note = DeadLetterRecord(kind="note", reason=reason, segment=segment)
+            self.reported += self.deadletter.write([note])
+
     # -- a hand-off ----------------------------------------------------------------------------
 
     def seed(self, segment: str, position: SegmentPosition) -> None:
