@@ -4,6 +4,7 @@ from the spool. One regression test per finding; the property test over mixed li
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Sequence
@@ -327,3 +328,166 @@ def test_a_read_only_spool_is_a_clear_error_not_a_traceback(
     err = capsys.readouterr().err
     assert code == 2 and "cannot take the spool (Read-only file system)" in err
     assert "Traceback" not in err
+
+
+# --- finding 12: status, show, replay on hostile files --------------------------------------
+
+
+def test_status_survives_a_torn_dead_letter_line_and_a_negative_offset(tmp_path: Path) -> None:
+    from floe_sidecar.cli import main
+    from floe_sidecar.engine.cursor import Cursor, SegmentPosition, save_cursor
+    from floe_sidecar.engine.status import spool_status
+
+    spool = tmp_path / "spool"
+    write_spool(spool, 3)
+    layout = SpoolLayout(spool).ensure()
+    layout.deadletter.write_bytes(b'{"kind": "bad_line"}\n{"kind": "bad_l')
+    name = list_segments(spool)[0].name
+    st = os.stat(spool / name)
+    save_cursor(
+        layout.cursor("file"),
+        Cursor(owner="file", positions={name: SegmentPosition(ino=st.st_ino, dev=st.st_dev)}),
+    )
+    raw = layout.cursor("file").read_bytes().replace(b'"offset":0', b'"offset":-5')
+    layout.cursor("file").write_bytes(raw)
+    status = spool_status(layout)
+    assert status.deadletter_records == 2
+    assert status.sinks[0].pending_events == 3  # the bad cursor is not trusted: all pending
+    elsewhere = tmp_path / "dead.ndjson"
+    elsewhere.write_bytes(b"{}\n" * 7)
+    assert main(["status", "--spool", str(spool), "--dead-letter", str(elsewhere)]) == 0
+    assert spool_status(SpoolLayout(spool, elsewhere)).deadletter_records == 7
+
+
+def test_show_traces_on_a_file_without_newlines_holds_one_bounded_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import io, resource, sys\n"
+        "from pathlib import Path\n"
+        "from floe_core.errors import NothingToShow\n"
+        "from floe_cli.show import show_traces\n"
+        "try:\n"
+        "    show_traces(Path(sys.argv[1]), None, io.StringIO())\n"
+        "except NothingToShow:\n"
+        "    pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    endless = tmp_path / "zeros.jsonl"
+    with endless.open("wb") as f:  # 300 MB of zeros, no newline: /dev/zero, but ending
+        f.truncate(300 * 1024 * 1024)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(endless)], capture_output=True, check=True, timeout=120
+    )
+    peak_kb = int(out.stdout.split()[-1])
+    assert peak_kb < 150 * 1024, f"peak RSS {peak_kb} kB reading a 300 MB line"
+
+
+def test_replay_says_what_a_directory_is_and_reads_a_fifo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+
+    from floe_sidecar.cli import main
+
+    assert main(["replay", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("wb") as f:
+            f.write(event_line(0) + event_line(1))
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    assert main(["replay", str(fifo), "--no-default-sinks"]) == 0
+    writer.join()
+    captured = capsys.readouterr()
+    assert "2 events" in captured.err and event_id_of(1) in captured.out
+
+
+# --- finding 9: out of file descriptors in accept ------------------------------------------------
+
+
+def test_running_out_of_descriptors_in_accept_backs_off_and_keeps_the_socket(
+    tmp_path: Path,
+) -> None:
+    """A real sidecar under a descriptor limit of 64 (``ulimit -n``), 150 idle connections:
+    it stays up, the socket stays, and once they go a new client is served."""
+    import resource
+    import socket as socketlib
+
+    from support.loopback import wait_for
+    from support.sidecar import SidecarProcess
+
+    spool, sock = tmp_path / "spool", tmp_path / "s.sock"
+    out = tmp_path / "out.ndjson"
+    proc = SidecarProcess(
+        tmp_path / "logs", "--spool", spool, "--socket", sock, "--no-default-sinks",
+        "--sink", f"file:{out}",
+    )  # fmt: skip
+    try:
+        proc.wait_listening()
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (64, 64))
+        idle = []
+        for _ in range(150):
+            client = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+            client.connect(str(sock))
+            idle.append(client)
+        wait_for(lambda: "cannot accept a connection" in proc.stderr(), 10, "EMFILE backoff")
+        assert proc.alive() and sock.exists()
+        for client in idle:
+            client.close()
+        with socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM) as client:
+            client.settimeout(20)
+            client.connect(str(sock))
+            client.sendall(event_line(0))
+            assert client.recv(64) == b"ACK 1\n"
+        assert proc.alive() and sock.exists()
+    finally:
+        proc.terminate()
+
+
+# --- finding 10: bounded memory on the socket ------------------------------------------
+
+
+async def test_unfinished_lines_are_bounded_in_total_and_idle_connections_time_out(
+    tmp_path: Path,
+) -> None:
+    from floe_sidecar.engine.deadletter import DeadLetter
+    from floe_sidecar.engine.undeliverable import Undeliverable
+    from floe_sidecar.engine.wakeup import Wakeup
+    from floe_sidecar.sources.socket import FRAGMENT_HEAD_BYTES, SocketIntake
+
+    spool, sock = tmp_path / "spool", tmp_path / "s.sock"
+    dead = DeadLetter(tmp_path / "dead.ndjson", durable=False)
+    undeliverable = Undeliverable(dead, tmp_path / "reported.json", 1024 * 1024)
+    limit = 1024 * 1024
+    intake = SocketIntake(
+        sock, spool, undeliverable, Wakeup(), max_buffered_bytes=limit, idle_timeout=0.5
+    )
+    peak = 0
+    async with anyio.create_task_group() as tg:
+        await tg.start(intake.serve)
+        streams = []
+        for _ in range(10):
+            stream = await anyio.connect_unix(sock)
+            streams.append(stream)
+            with contextlib.suppress(anyio.BrokenResourceError):  # shed while sending
+                await stream.send(b'{"partial": "' + b"x" * 300_000)  # never finished
+            peak = max(peak, intake.stats.buffered_bytes)
+        await wait_until(lambda: intake.stats.shed >= 6, what="connections shed")
+        peak = max(peak, intake.stats.buffered_bytes)
+        await wait_until(lambda: intake.stats.idle_closed >= 1, what="idle timeout")
+        await wait_until(lambda: intake.stats.open_connections == 0, what="all closed")
+        for stream in streams:
+            await stream.aclose()
+        tg.cancel_scope.cancel()
+    assert peak <= limit + 64 * 1024
+    assert intake.stats.buffered_bytes == 0
+    records = read_deadletter(tmp_path / "dead.ndjson")
+    assert len(records) == 10 and {r["kind"] for r in records} == {"fragment"}
+    assert all(len(str(r["line"])) <= FRAGMENT_HEAD_BYTES for r in records)
+    assert all(int(str(r["length"])) > FRAGMENT_HEAD_BYTES and r["truncated"] for r in records)

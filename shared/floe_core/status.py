@@ -65,6 +65,13 @@ class SidecarStatus(msgspec.Struct, frozen=True, kw_only=True):
     segment_bytes: int = 0
     deadletter: str = ""
     deadletter_records: int = 0
+    #: Held back, not lost, by the running sidecar (``floe run`` reports them): dead-letter
+    #: writes that failed (the lines wait before the cursor), spool writes of the socket intake
+    #: that failed (those lines were not acknowledged: their client spools them itself), and
+    #: connections closed mid-line (too many bytes held, or idle).
+    deadletter_write_errors: int = 0
+    intake_write_errors: int = 0
+    intake_closed_mid_line: int = 0
     sinks: tuple[SinkStatus, ...] = ()
     handoff: HandoffStatus | None = None  # only a node's sidecar (``--adopt``) has one
 

@@ -517,6 +517,10 @@ class Sidecar:
                 oversized=s.oversized,
                 fragments=s.fragments,
                 write_errors=s.write_errors,
+                accept_errors=s.accept_errors,
+                shed=s.shed,
+                idle_closed=s.idle_closed,
+                buffered_bytes=s.buffered_bytes,
             )
         handoff = None
         if self.adopter is not None:
@@ -539,6 +543,7 @@ class Sidecar:
             sinks=sinks,
             deadletter=str(self.layout.deadletter),
             deadletter_written=self.deadletter.count if self.deadletter else 0,
+            deadletter_write_errors=self.deadletter.write_errors if self.deadletter else 0,
             intake=intake,
             handoff=handoff,
         )

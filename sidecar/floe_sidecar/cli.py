@@ -241,6 +241,13 @@ def _status_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--spool", type=Path, default=Path(os.environ.get(SPOOL_ENV) or DEFAULT_SPOOL_DIR)
     )
+    parser.add_argument(
+        "--dead-letter",
+        type=Path,
+        default=None,
+        help="the dead-letter file the sidecar was started with (default: the one its status "
+        "file names, else <spool>/.sidecar/deadletter.ndjson)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -383,7 +390,7 @@ def _check_replayable(path: Path) -> None:
 def _status(args: argparse.Namespace) -> int:
     if not args.spool.is_dir():
         raise UsageError(f"{args.spool}: no such spool directory")
-    status = spool_status(SpoolLayout(args.spool))
+    status = spool_status(SpoolLayout(args.spool, deadletter_override=args.dead_letter))
     if args.json:
         sys.stdout.buffer.write(encode_status(status))
         sys.stdout.flush()

@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -44,7 +45,8 @@ log = logging.getLogger("floe_sidecar.engine.cursor")
 class SegmentPosition(msgspec.Struct, kw_only=True):
     ino: int
     dev: int
-    offset: int = 0
+    #: Never negative: a cursor that says so is unreadable (set aside, read from the start).
+    offset: Annotated[int, msgspec.Meta(ge=0)] = 0
     # blake2b of the first ``fp_len`` bytes: tells a replaced file from the one we read.
     fp: str = ""
     fp_len: int = 0

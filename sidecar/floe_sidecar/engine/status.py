@@ -24,7 +24,7 @@ from floe_core.layout import SpoolLayout
 from floe_core.spool import list_segment_names, list_segments
 from floe_core.status import HandoffStatus, SidecarStatus, SinkStatus
 from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor
-from floe_sidecar.engine.deadletter import read_deadletter
+from floe_sidecar.engine.deadletter import count_records
 
 __all__ = [
     "Health",
@@ -68,6 +68,10 @@ class IntakeHealth(msgspec.Struct, kw_only=True):
     oversized: int
     fragments: int
     write_errors: int
+    accept_errors: int = 0
+    shed: int = 0
+    idle_closed: int = 0
+    buffered_bytes: int = 0
 
 
 class Health(msgspec.Struct, kw_only=True):
@@ -80,6 +84,7 @@ class Health(msgspec.Struct, kw_only=True):
     sinks: list[SinkHealth]
     deadletter: str
     deadletter_written: int = 0  # records, this process
+    deadletter_write_errors: int = 0  # writes that failed (the lines wait, not lost)
     intake: IntakeHealth | None = None
     handoff: HandoffStatus | None = None  # a node's sidecar (``--adopt``)
 
@@ -200,9 +205,16 @@ def sidecar_pid(layout: SpoolLayout) -> int | None:
 
 
 def spool_status(layout: SpoolLayout) -> SidecarStatus:
-    """Everything ``status`` shows (``--json`` prints it as is)."""
+    """Everything ``status`` shows (``--json`` prints it as is).
+
+    The dead-letter file is the layout's (``--dead-letter``), else the one the running sidecar
+    names in its status file, else the default.
+    """
     now = time.time()
     health = read_health(layout.status)
+    if layout.deadletter_override is None and health is not None and health.deadletter:
+        layout = SpoolLayout(layout.spool_dir, deadletter_override=Path(health.deadletter))
+    intake = health.intake if health is not None else None
     by_name = {s.name: s for s in health.sinks} if health else {}
     configured = [s.name for s in health.sinks] if health else []
     names = configured + [n for n in layout.cursor_names() if n not in by_name]
@@ -246,7 +258,10 @@ def spool_status(layout: SpoolLayout) -> SidecarStatus:
         segments=len(segments),
         segment_bytes=size,
         deadletter=str(layout.deadletter),
-        deadletter_records=len(read_deadletter(layout.deadletter)),
+        deadletter_records=count_records(layout.deadletter),
+        deadletter_write_errors=health.deadletter_write_errors if health else 0,
+        intake_write_errors=intake.write_errors if intake else 0,
+        intake_closed_mid_line=intake.shed + intake.idle_closed if intake else 0,
         sinks=tuple(sinks),
         handoff=None if health is None else health.handoff,
     )
@@ -269,6 +284,12 @@ def render_status(status: SidecarStatus) -> str:
     lines.append(f"sidecar: {running}; status file updated {updated} ago")
     lines.append(f"spool: {status.spool}: {status.segments} segments, {status.segment_bytes} bytes")
     lines.append(f"dead-letter: {status.deadletter_records} records in {status.deadletter}")
+    held = {
+        "dead-letter writes failed (lines held back)": status.deadletter_write_errors,
+        "intake spool writes failed (left to their clients)": status.intake_write_errors,
+        "connections closed mid-line": status.intake_closed_mid_line,
+    }
+    lines += [f"  {what}: {count}" for what, count in held.items() if count]
     handoff = status.handoff
     if handoff is not None:
         lines.append(

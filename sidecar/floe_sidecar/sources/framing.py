@@ -44,6 +44,11 @@ class LineFramer:
         self._head = b""
 
     @property
+    def held(self) -> int:
+        """Bytes held in memory for the unfinished line (its head only, once oversized)."""
+        return len(self._head) if self._discarding else len(self._partial)
+
+    @property
     def pending(self) -> int:
         """Bytes of an unfinished line held or counted so far."""
         return self._discarded if self._discarding else len(self._partial)

@@ -19,6 +19,7 @@ others even for a moment; with ``group`` it is 0660 and owned by that group.
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import logging
 import os
@@ -43,6 +44,23 @@ __all__ = ["IntakeStats", "SocketInStateError", "SocketIntake", "bind_unix_socke
 log = logging.getLogger("floe_sidecar.intake")
 
 RECEIVE_BYTES = 64 * 1024
+#: Connections served at once; more wait in the listen backlog (the client times out and writes
+#: to the spool itself), so idle connections can never take every file descriptor.
+MAX_CONNECTIONS = 256
+#: Bytes of unfinished lines held across all connections. A connection whose partial line would
+#: take the total past it is closed unacknowledged (its client spools the line itself), so
+#: memory stays bounded whatever the number of connections.
+MAX_BUFFERED_BYTES = 32 * 1024 * 1024
+#: A connection in the middle of a line that sends nothing for this long is closed.
+IDLE_TIMEOUT_S = 30.0
+#: How much of an unfinished line a closed connection leaves in the dead-letter file (it was
+#: never acknowledged: its client still has it; the record only says that it happened).
+FRAGMENT_HEAD_BYTES = 4 * 1024
+#: Back-off when accept fails for want of descriptors or memory (EMFILE, ENFILE, ...).
+ACCEPT_BACKOFF_S = (0.05, 1.0)
+_ACCEPT_RESOURCE_ERRORS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED}
+)
 
 
 @dataclass
@@ -53,6 +71,10 @@ class IntakeStats:
     oversized: int = 0
     fragments: int = 0
     write_errors: int = 0
+    accept_errors: int = 0  # accept failed for want of resources (backed off, went on)
+    shed: int = 0  # connections closed for holding too many unfinished bytes
+    idle_closed: int = 0  # connections closed mid-line after the idle timeout
+    buffered_bytes: int = 0  # unfinished lines held now, all connections
 
 
 def bind_unix_socket(path: Path, *, group: str | None = None) -> socket.socket:
@@ -113,6 +135,9 @@ class SocketIntake:
         fsync: bool = False,
         segment_bytes: int = 16 * 1024 * 1024,
         seal_after_idle: float = 2.0,
+        max_connections: int = MAX_CONNECTIONS,
+        max_buffered_bytes: int = MAX_BUFFERED_BYTES,
+        idle_timeout: float = IDLE_TIMEOUT_S,
     ) -> None:
         self.path = path
         self.undeliverable = undeliverable
@@ -121,6 +146,9 @@ class SocketIntake:
         self.max_line_bytes = max_line_bytes
         self.fsync = fsync
         self.seal_after_idle = seal_after_idle
+        self.max_buffered_bytes = max_buffered_bytes
+        self.idle_timeout = idle_timeout
+        self._slots = anyio.Semaphore(max(1, max_connections))
         self.writer = SpoolWriter(spool_dir, prefix="sidecar", max_segment_bytes=segment_bytes)
         self.stats = IntakeStats()
         self._last_append = 0.0
@@ -146,8 +174,30 @@ class SocketIntake:
         try:
             async with listener, anyio.create_task_group() as tg:
                 tg.start_soon(self._seal_when_idle)
+                backoff = ACCEPT_BACKOFF_S[0]
                 while True:
-                    stream = await listener.accept()
+                    await self._slots.acquire()
+                    try:
+                        stream = await listener.accept()
+                    except anyio.BrokenResourceError as exc:
+                        self._slots.release()
+                        cause = exc.__cause__
+                        if not isinstance(cause, OSError) or cause.errno not in (
+                            _ACCEPT_RESOURCE_ERRORS
+                        ):
+                            raise
+                        self.stats.accept_errors += 1
+                        log.warning(
+                            "cannot accept a connection; backing off",
+                            extra={"error": str(cause), "retry_in_s": backoff},
+                        )
+                        await anyio.sleep(backoff)
+                        backoff = min(backoff * 2, ACCEPT_BACKOFF_S[1])
+                        continue
+                    except BaseException:
+                        self._slots.release()
+                        raise
+                    backoff = ACCEPT_BACKOFF_S[0]
                     tg.start_soon(self._serve_connection, stream)
         finally:
             self.writer.close()
@@ -174,38 +224,71 @@ class SocketIntake:
         stats.connections += 1
         stats.open_connections += 1
         framer = LineFramer(self.max_line_bytes)
+        held = 0  # this connection's share of stats.buffered_bytes
         try:
             async with stream:
                 while True:
                     try:
-                        data = await stream.receive(RECEIVE_BYTES)
+                        with anyio.fail_after(self.idle_timeout if framer.pending else None):
+                            data = await stream.receive(RECEIVE_BYTES)
+                    except TimeoutError:
+                        stats.idle_closed += 1
+                        log.warning(
+                            "connection idle in the middle of a line; closed",
+                            extra={"idle_s": self.idle_timeout, "pending_bytes": framer.pending},
+                        )
+                        break
                     except (anyio.EndOfStream, anyio.BrokenResourceError):
                         break
                     framed = framer.feed(data)
-                    if not framed.count:
-                        continue
-                    if not await self._persist(framed.lines, framed.oversized):
-                        return  # not acknowledged: the client keeps them and spools them itself
-                    try:
-                        await stream.send(format_ack(framed.count))
-                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                        break  # persisted anyway; the client may send them again (same ids)
+                    stats.buffered_bytes += framer.held - held
+                    held = framer.held
+                    if framed.count:
+                        if not await self._persist(framed.lines, framed.oversized):
+                            return  # not acknowledged: the client keeps them and spools them
+                        try:
+                            await stream.send(format_ack(framed.count))
+                        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                            break  # persisted anyway; the client may send them again (same ids)
+                    if stats.buffered_bytes > self.max_buffered_bytes and held:
+                        stats.shed += 1
+                        log.warning(
+                            "too many unfinished bytes held across connections; closing this "
+                            "one unacknowledged (its client spools the line itself)",
+                            extra={
+                                "held_bytes": held,
+                                "total_bytes": stats.buffered_bytes,
+                                "limit_bytes": self.max_buffered_bytes,
+                            },
+                        )
+                        break
                 unfinished = framer.unfinished()
                 if unfinished is not None:
                     stats.fragments += 1
-                    await self._dead_letter("fragment", "connection closed mid-line", unfinished)
+                    head = LineHead(unfinished.length, unfinished.head[:FRAGMENT_HEAD_BYTES])
+                    await self._dead_letter_quietly("fragment", "connection closed mid-line", head)
         finally:
+            stats.buffered_bytes -= held
             stats.open_connections -= 1
+            self._slots.release()
 
     async def _persist(self, lines: list[bytes], oversized: list[LineHead]) -> bool:
         for line in oversized:
             self.stats.oversized += 1
-            await self._dead_letter(
-                "oversized",
-                f"line of {line.length} bytes exceeds the {self.max_line_bytes}-byte limit; "
-                f"only its first {len(line.head)} bytes are kept",
-                line,
-            )
+            try:
+                await self._dead_letter(
+                    "oversized",
+                    f"line of {line.length} bytes exceeds the {self.max_line_bytes}-byte limit; "
+                    f"only its first {len(line.head)} bytes are kept",
+                    line,
+                )
+            except OSError as exc:  # acknowledged only once persisted: here it is not
+                self.stats.write_errors += 1
+                log.error(
+                    "cannot dead-letter an oversized line; closing the connection unacknowledged",
+                    extra={"error": str(exc)},
+                )
+                return False
         if lines:
             try:
                 self.writer.append(b"\n".join(lines) + b"\n")
@@ -228,3 +311,9 @@ class SocketIntake:
         await anyio.to_thread.run_sync(
             self.undeliverable.intake, kind, reason, line.head, line.length
         )
+
+    async def _dead_letter_quietly(self, kind: str, reason: str, line: LineHead) -> None:
+        try:
+            await self._dead_letter(kind, reason, line)
+        except OSError as exc:
+            log.error("cannot dead-letter a fragment", extra={"error": str(exc)})
