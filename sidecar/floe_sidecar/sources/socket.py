@@ -50,7 +50,7 @@ MAX_CONNECTIONS = 256
 #: Bytes of unfinished lines held across all connections. A connection whose partial line would
 #: take the total past it is closed unacknowledged (its client spools the line itself), so
 #: memory stays bounded whatever the number of connections.
-MAX_BUFFERED_BYTES = 32 * 1024 * 1024
+MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 #: A connection in the middle of a line that sends nothing for this long is closed.
 IDLE_TIMEOUT_S = 30.0
 #: How much of an unfinished line a closed connection leaves in the dead-letter file (it was
