@@ -491,3 +491,42 @@ async def test_unfinished_lines_are_bounded_in_total_and_idle_connections_time_o
     assert len(records) == 10 and {r["kind"] for r in records} == {"fragment"}
     assert all(len(str(r["line"])) <= FRAGMENT_HEAD_BYTES for r in records)
     assert all(int(str(r["length"])) > FRAGMENT_HEAD_BYTES and r["truncated"] for r in records)
+
+
+# --- finding 4: empty segments, segments that appear while a backlog drains ---------------
+
+
+async def test_an_empty_sealed_segment_is_retired(tmp_path: Path) -> None:
+    """A writer whose first write failed leaves an empty segment; nobody has a line of it to
+    move past, so only its emptiness can retire it."""
+    spool = tmp_path / "spool"
+    ids = write_spool(spool, 3)
+    writer = SpoolWriter(spool, prefix="adapter")
+    writer._open_new_segment()  # created, then the disk refused the write
+    writer.close()
+    assert len(list_segments(spool)) == 2
+    sink = Collect()
+    await Sidecar(options(spool, once=True), [sink]).run()
+    assert set(sink.ids) == ids
+    assert list_segments(spool) == []
+
+
+def test_segments_written_while_a_backlog_drains_are_all_read(tmp_path: Path) -> None:
+    from floe_sidecar.engine.cursor import SegmentPosition
+    from floe_sidecar.engine.reader import SpoolReader
+
+    spool = tmp_path / "spool"
+    for i in range(30):
+        with SpoolWriter(spool, prefix="adapter") as writer:
+            writer.append(event_line(i))
+    reader = SpoolReader(spool, dict[str, SegmentPosition]())
+    seen: list[bytes] = []
+    late = 30
+    while (piece := reader.read(5)) is not None:
+        seen += piece.lines
+        if late < 40:  # a new segment after each read: found without waiting for a relist
+            with SpoolWriter(spool, prefix="adapter") as writer:
+                writer.append(event_line(late))
+            late += 1
+    reader.close()
+    assert sorted(seen) == sorted(event_line(i).rstrip(b"\n") for i in range(40))
