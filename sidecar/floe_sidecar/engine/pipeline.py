@@ -254,6 +254,7 @@ class SinkPipeline:
             self.sink.restore(None if state in (b"", b"null") else state)  # type: ignore[attr-defined]
 
     def close_sink(self) -> None:
+        self.reader.close()  # the spool directory's descriptor
         self.sink.close()
 
     # -- cursor ----------------------------------------------------------------------------
