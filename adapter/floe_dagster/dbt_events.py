@@ -9,6 +9,10 @@ invocation_id, msg, ...}, "data": {...}}``. Four of them carry what the sidecar 
   (rows affected) and timings -> NodeFinished; also for nodes dbt skipped (never started).
   Hooks have no ``NodeFinished``: their ``LogHookEndLine`` (info) closes them.
 - ``CommandCompleted`` (debug): the command ended -> InvocationFinished
+- ``LogModelResult`` / ``LogSeedResult`` / ``LogSnapshotResult`` (info, just before a built
+  node's ``NodeFinished``): with a column capture, the node's real columns and column lineage are
+  described here (dagster-dbt makes the asset's materialization from this line), for the
+  ``NodeFinished`` event and for Dagster's column metadata (:meth:`DbtEventBuilder.take_described`)
 
 With a log level set, every line at or above it also becomes a ``LogLine`` under its span (see
 ``dbt_logs.py`` for the levels, the bounds and the redaction).
@@ -141,7 +145,16 @@ class DbtEventBuilder:
             "LogHookEndLine": self._on_hook_end,
             "NodeFinished": self._on_node_finished,
             "CommandCompleted": self._on_command_completed,
+            # A built node's result line, just before its NodeFinished: dagster-dbt makes the
+            # asset's materialization from it, so its columns are described here.
+            "LogModelResult": self._on_result,
+            "LogSeedResult": self._on_result,
+            "LogSnapshotResult": self._on_result,
         }
+        # Described at the result line, for NodeFinished; and newly described nodes, for the
+        # caller's Dagster metadata (see :meth:`take_described`).
+        self._described: dict[str, tuple[tuple[Column, ...], ColumnLineage | None]] = {}
+        self._newly_described: list[tuple[Node, tuple[Column, ...], ColumnLineage | None]] = []
 
     # --- ids ----------------------------------------------------------------------------------
 
@@ -321,6 +334,25 @@ class DbtEventBuilder:
             started_at=started_at,
         )
 
+    def _on_result(self, info: Mapping[str, Any], data: Mapping[str, Any]) -> Event | None:
+        node_info = data.get("node_info") or {}
+        node = self._node(node_info)
+        if node is None or node.unique_id not in self._running or self.capture_columns is None:
+            return None
+        status = str(node_info.get("node_status") or "")
+        if node_outcome(status) != "success":
+            return None
+        described = self._describe(node, status, self._compiled_sql(node))
+        self._described[node.unique_id] = described
+        if described[0]:
+            self._newly_described.append((node, *described))
+        return None
+
+    def take_described(self) -> list[tuple[Node, tuple[Column, ...], ColumnLineage | None]]:
+        """Nodes whose columns were described since the last call (their result line came)."""
+        taken, self._newly_described = self._newly_described, []
+        return taken
+
     def _on_node_finished(self, info: Mapping[str, Any], data: Mapping[str, Any]) -> Event | None:
         return self._finished(info, data.get("node_info") or {}, data.get("run_result") or {})
 
@@ -347,7 +379,10 @@ class DbtEventBuilder:
         failures = result.get("num_failures") if node.resource_type == "test" else None
         execution_time = result.get("execution_time")
         compiled_sql = self._compiled_sql(node) if running is not None else None
-        output_columns, column_lineage = self._describe(node, status, compiled_sql)
+        described = self._described.pop(node.unique_id, None)
+        if described is None or not described[0] or node_outcome(status) != "success":
+            described = self._describe(node, status, compiled_sql)
+        output_columns, column_lineage = described
         return NodeFinished(
             event_id=ids.event_id(
                 "node_finished", self.run.run_id, self.invocation.invocation_id, node.unique_id

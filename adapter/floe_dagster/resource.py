@@ -16,6 +16,11 @@ creates no adapter. ``bench/materialize_bench.py`` measures the difference.
 It can also hand every parsed dbt log line to a callback *before* dagster-dbt sees it, and keep
 dbt's debug-level lines (needed for floe's node events) out of the Dagster compute log.
 
+The dbt process it starts is ``python -m floe_dbt.runner`` (dbt's programmatic runner in this
+interpreter: the same JSON lines and exit codes as the ``dbt`` command, plus, when asked, each
+built relation's real columns; see :mod:`floe_dbt.runner`) where the dbt to run is this
+interpreter's, else the ``dbt`` command as before.
+
 The fast start uses private dagster-dbt API (listed, with the versions tested, in
 :mod:`floe_dagster.compat`). Where that API is missing or changed, :meth:`FloeDbtResource.start`
 takes the public ``DbtCliResource.cli()`` instead, with one warning, and the run goes on.
@@ -39,6 +44,8 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource
 from packaging import version
 
 from floe_dagster import compat
+from floe_dbt.column_note import CAPTURE_COLUMNS_ENV
+from floe_dbt.runner import RUNNER_MODULE, runner_command
 
 __all__ = [
     "DbtRun",
@@ -46,6 +53,7 @@ __all__ = [
     "FloeDbtResource",
     "PublicDbtInvocation",
     "RawLineCallback",
+    "dbt_arguments",
 ]
 
 RawLineCallback = Callable[[Mapping[str, Any]], None]
@@ -176,12 +184,16 @@ class FloeDbtResource(DbtCliResource):
         env: Mapping[str, str] | None = None,
         on_raw_line: RawLineCallback | None = None,
         debug_lines: bool = False,
+        capture_columns: bool = False,
         raise_on_error: bool = True,
     ) -> DbtRun:
         """Start ``dbt <args>`` for the assets selected in ``context``.
 
         ``env`` is added to dbt's environment; ``debug_lines`` makes dbt write its debug-level
         events to stdout (for ``on_raw_line``; they never reach dagster-dbt's asset events).
+        dbt runs through :mod:`floe_dbt.runner` (dbt's programmatic runner) where this
+        interpreter has the dbt to run, else as the ``dbt`` command; ``capture_columns`` makes the
+        runner hand the parent each built relation's real columns (see ``floe_dbt.column_note``).
         """
         fast = compat.fast_start()
         cli_version = _installed_dbt_version()
@@ -219,6 +231,9 @@ class FloeDbtResource(DbtCliResource):
         }
         if debug_lines:
             dbt_env["DBT_LOG_LEVEL"] = "debug"
+        runner = runner_command(self.dbt_executable, dbt_env)
+        if runner is not None and capture_columns:
+            dbt_env[CAPTURE_COLUMNS_ENV] = "1"
         if params.indirect_selection:
             dbt_env[DBT_INDIRECT_SELECTION_ENV] = params.indirect_selection
         profile_args: list[str] = []
@@ -228,7 +243,7 @@ class FloeDbtResource(DbtCliResource):
             profile_args += ["--target", self.target]
         invocation = FloeDbtCliInvocation.run(
             args=[
-                self.dbt_executable,
+                *(runner or [self.dbt_executable]),
                 *self.global_config_flags,
                 *cleaned_args,
                 *profile_args,
@@ -248,6 +263,14 @@ class FloeDbtResource(DbtCliResource):
         assert isinstance(invocation, FloeDbtCliInvocation)
         invocation.on_raw_line = on_raw_line
         return invocation
+
+
+def dbt_arguments(process_args: Sequence[str]) -> tuple[str, ...]:
+    """dbt's own arguments in the dbt process's command line (the runner's prefix left out)."""
+    args = [str(a) for a in process_args]
+    if len(args) >= 3 and args[1:3] == ["-m", RUNNER_MODULE]:
+        return tuple(args[3:])
+    return tuple(args[1:])
 
 
 def _installed_dbt_version() -> version.Version | None:

@@ -30,11 +30,12 @@ from dagster import AssetExecutionContext, AssetKey, Output
 
 from floe_core import ids
 from floe_core.artifacts import CompiledArtifacts
-from floe_core.events import DagsterRun, NodeFinished, NodeStarted
+from floe_core.events import DagsterRun, Node, NodeFinished, NodeStarted
 from floe_core.layout import ProjectPaths
 from floe_core.outcome import node_outcome
 from floe_core.redaction import Redactor
 from floe_dagster.column_metadata import column_metadata
+from floe_dagster.column_notes import NotedColumns
 from floe_dagster.compat import asset_events, warn_public_path
 from floe_dagster.dbt_events import DbtEventBuilder, strip_ansi
 from floe_dagster.dbt_logs import LogBudget, LogRecordForwarder, export_level
@@ -47,7 +48,7 @@ from floe_dagster.logs import (
     with_trace,
 )
 from floe_dagster.manifest import ManifestIndex
-from floe_dagster.resource import DbtRun, FloeDbtResource
+from floe_dagster.resource import DbtRun, FloeDbtResource, dbt_arguments
 from floe_dbt.connection import connection_identity
 
 __all__ = [
@@ -118,12 +119,15 @@ class _Observer:
         builder: DbtEventBuilder,
         emitter: EventSink,
         forwarder: LogRecordForwarder | None = None,
+        notes: NotedColumns | None = None,
     ) -> None:
         self.context = context
         self.builder = builder
         self.emitter = emitter
         # floe's own log records of this step, as log events (None: logs are off).
         self.forwarder = forwarder
+        # The dbt process's column notes (the builder's capture_columns reads them).
+        self.notes = notes
         self.internal_error: str | None = None
         # Messages for the Dagster log, written by the step's thread (see drain_dagster_log):
         # on_line runs in the thread that reads dbt's output.
@@ -139,14 +143,17 @@ class _Observer:
 
     def on_line(self, line: Mapping[str, Any]) -> None:
         try:
+            if self.notes is not None and self.notes.take(line):
+                return
             for event in self.builder.handle(line):
                 self.emitter.emit(event)
                 if isinstance(event, NodeFinished | NodeStarted):
                     self._log_node(event)
-                if isinstance(event, NodeFinished) and event.output_columns:
-                    self.column_metadata[event.node.unique_id] = column_metadata(
-                        event.output_columns, event.column_lineage, self._asset_key_of(event)
-                    )
+            # Described at the node's result line, before dagster-dbt makes its materialization.
+            for node, columns, lineage in self.builder.take_described():
+                self.column_metadata[node.unique_id] = column_metadata(
+                    columns, lineage, self._asset_key_of(node)
+                )
             self._forward_records()
         except Exception as exc:  # a floe bug must not stop dbt
             self._internal(exc)
@@ -157,9 +164,8 @@ class _Observer:
             for record in self.forwarder.drain(limit=64):
                 self.emitter.emit(record)
 
-    def _asset_key_of(self, event: NodeFinished) -> Any:
+    def _asset_key_of(self, node: Node) -> Any:
         keys: dict[Any, AssetKey] = {}
-        node = event.node
         for relation, unique_id in zip(node.upstream, node.upstream_ids, strict=False):
             upstream = self.builder.index.node(unique_id)
             if upstream is not None and upstream.asset_key:
@@ -258,6 +264,7 @@ def _observer(context: AssetExecutionContext, plan: StepPlan, run_id: str) -> _O
             )
             forwarder.addFilter(TraceContextFilter())
             logging.getLogger(LOGGER_NAME).addHandler(forwarder)
+        notes = NotedColumns()
         builder = DbtEventBuilder(
             index=plan.index,
             run=run,
@@ -269,6 +276,7 @@ def _observer(context: AssetExecutionContext, plan: StepPlan, run_id: str) -> _O
             log_level=log_level,
             redactor=redactor,
             log_budget=budget,
+            capture_columns=notes,
         )
         emitter = emitter_from_env(os.environ, default_spool_dir=plan.default_spool_dir)
     except Exception as exc:
@@ -277,7 +285,7 @@ def _observer(context: AssetExecutionContext, plan: StepPlan, run_id: str) -> _O
         log.warning("floe events are off for this step: %s", exc, exc_info=True)
         context.log.warning(f"floe: events are off for this step: {exc}")
         return None
-    return _Observer(context, builder, emitter, forwarder)
+    return _Observer(context, builder, emitter, forwarder, notes)
 
 
 def run_dbt_step(
@@ -307,12 +315,13 @@ def run_dbt_step(
             env={DBT_TRACE_ENV: trace_id, DBT_SPAN_ENV: run_span},
             on_raw_line=observer.on_line if observer else None,
             debug_lines=observer is not None,
+            capture_columns=observer is not None,
         )
         if observer is not None:
             observer.builder.target_path = invocation.target_path
             args = invocation.process.args
             if isinstance(args, list | tuple):  # dbt's own arguments, selection included
-                observer.builder.command = tuple(str(a) for a in args[1:])
+                observer.builder.command = dbt_arguments(args)
         context.log.info(
             with_trace(
                 f"floe: dbt {' '.join(plan.dbt_args)} started "

@@ -1,0 +1,209 @@
+"""dbt, run by dbt's programmatic runner, as the dbt process of a floe step.
+
+``python -m floe_dbt.runner <dbt args>`` is ``dbt <dbt args>``: ``dbtRunner().invoke(args)`` in
+this interpreter, with dbt's own logger writing the same ``--log-format json`` lines to stdout
+that the ``dbt`` command writes (dagster-dbt and floe's event builder read them unchanged), and
+the same exit codes (0 success, 1 a node failed, 2 dbt could not run).
+
+What the ``dbt`` command cannot do: with :data:`~floe_dbt.column_note.CAPTURE_COLUMNS_ENV` set,
+a dbt event callback asks dbt's own adapter (this process's connection and credentials; DuckDB's
+file lock allows no second process) for the columns of every model, seed and snapshot it
+builds, and hands them to the parent as a floe-marked dbt ``Note`` (see
+:mod:`floe_dbt.column_note`), ahead of the node's result line and ``NodeFinished`` (see
+:class:`ColumnCapture`). A capture never fails the node: an error becomes the note's ``error``,
+and the node goes on as dbt decides.
+
+Beyond ``dbtRunner`` the capture relies on dbt internals that may move between versions: the
+``ConnectionClosed`` event, the adapter registry (``dbt.adapters.factory.FACTORY``) and the
+connection manager's ``get_if_exists``/``rollback_if_open``. Where one is missing the note says
+so in its ``error``, the parent logs it once, and the events go out without columns.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from floe_dbt.column_note import CAPTURE_COLUMNS_ENV, CapturedRelation, ColumnNote, encode
+
+__all__ = [
+    "RESULT_EVENTS",
+    "RUNNER_ENV",
+    "RUNNER_MODULE",
+    "ColumnCapture",
+    "exit_code",
+    "main",
+    "runner_command",
+]
+
+log = logging.getLogger("floe_dbt.runner")
+
+#: ``subprocess`` here makes floe start the ``dbt`` command instead of this runner.
+RUNNER_ENV = "FLOE_DBT_RUNNER"
+RUNNER_MODULE = "floe_dbt.runner"
+
+#: dbt's result line per resource type that has a relation worth describing.
+RESULT_EVENTS = frozenset({"LogModelResult", "LogSeedResult", "LogSnapshotResult"})
+_DESCRIBED = frozenset({"model", "seed", "snapshot"})
+
+
+class ColumnCapture:
+    """The dbt event callback that describes each built relation, on the node's own connection.
+
+    dbt fires ``ConnectionClosed`` for a node's connection just before it closes it, after the
+    materialization committed and before the node's result line: asked then, the warehouse
+    answers on the same connection (no new one), and the note reaches the parent before the
+    result line (where dagster-dbt makes the asset's materialization) and ``NodeFinished``.
+    Where dbt runs a node without a connection of its own, its result line is the cue instead.
+    A failed node is described too (dbt has not said yet that it failed); the parent ignores it.
+    """
+
+    def __init__(self) -> None:
+        self._described: set[str] = set()
+
+    def __call__(self, msg: Any) -> None:
+        try:
+            name = msg.info.name
+            if name == "ConnectionClosed":
+                node_info = msg.data.node_info
+                if msg.data.conn_name != node_info.unique_id:
+                    return  # not the node's own connection (ours, or dbt's own)
+            elif name in RESULT_EVENTS:
+                node_info = msg.data.node_info
+                if node_info.node_status != "success" or node_info.unique_id in self._described:
+                    return
+            else:
+                return
+            if node_info.resource_type not in _DESCRIBED or node_info.materialized == "ephemeral":
+                return
+            relation = node_info.node_relation
+            if not relation.alias:
+                return
+            self._described.add(node_info.unique_id)
+            self._describe(
+                node_info.unique_id,
+                CapturedRelation(
+                    database=relation.database or None,
+                    schema=relation.schema or None,
+                    identifier=relation.alias,
+                ),
+                own_connection=name == "ConnectionClosed",
+            )
+        except Exception:  # the capture must never fail the node it describes
+            log.warning("floe: column capture failed", exc_info=True)
+
+    def _describe(
+        self, unique_id: str, relation: CapturedRelation, *, own_connection: bool
+    ) -> None:
+        from dbt_common.events.base_types import EventLevel
+        from dbt_common.events.functions import fire_event
+        from dbt_common.events.types import Note
+
+        started = time.perf_counter()
+        try:
+            columns = _columns(relation, own_connection=own_connection)
+            note = ColumnNote(
+                unique_id=unique_id,
+                relation=relation,
+                columns=columns,
+                seconds=time.perf_counter() - started,
+            )
+        except Exception as exc:
+            note = ColumnNote(
+                unique_id=unique_id,
+                relation=relation,
+                error=f"{type(exc).__name__}: {exc}",
+                seconds=time.perf_counter() - started,
+            )
+        fire_event(Note(msg=encode(note)), level=EventLevel.DEBUG)
+
+
+def _columns(
+    relation: CapturedRelation, *, own_connection: bool
+) -> tuple[tuple[str, str | None], ...]:
+    """The relation's columns as dbt's adapter (the one this invocation registered) reads them.
+
+    On the node's own connection (still open: dbt is about to close it) the query's transaction
+    is rolled back, so dbt closes the connection as it left it.
+    """
+    from dbt.adapters.factory import FACTORY
+
+    adapters: list[Any] = list(FACTORY.adapters.values())
+    if len(adapters) != 1:
+        raise LookupError(f"expected one registered dbt adapter, found {len(adapters)}")
+    [adapter] = adapters
+    target = adapter.Relation.create(
+        database=relation.database, schema=relation.schema, identifier=relation.identifier
+    )
+    if own_connection:
+        try:
+            found = adapter.get_columns_in_relation(target)
+        finally:
+            _end_transaction(adapter)
+    else:
+        with adapter.connection_named(f"floe_columns.{relation.identifier}"):
+            found = adapter.get_columns_in_relation(target)
+    # ``dtype`` is the type as the warehouse names it (``data_type`` adds dbt's sizes).
+    return tuple((str(c.name), _warehouse_type(c)) for c in found)
+
+
+def _end_transaction(adapter: Any) -> None:
+    """Roll back what the capture's query began (a read); dbt then closes the connection."""
+    connection = adapter.connections.get_if_exists()
+    if connection is None or not connection.transaction_open:
+        return
+    try:
+        adapter.connections.rollback_if_open()
+    finally:
+        connection.transaction_open = False
+
+
+def _warehouse_type(column: Any) -> str | None:
+    kind = getattr(column, "dtype", None) or getattr(column, "data_type", None)
+    return str(kind) if kind else None
+
+
+def runner_command(dbt_executable: str, environ: Mapping[str, str]) -> list[str] | None:
+    """``[python, -m, floe_dbt.runner]`` when this interpreter's dbt is the one to run; None
+    when the ``dbt`` command must be started instead (another dbt, or asked for by
+    :data:`RUNNER_ENV`)."""
+    if environ.get(RUNNER_ENV) == "subprocess":
+        return None
+    if importlib.util.find_spec("dbt") is None:
+        return None
+    executable = Path(dbt_executable)
+    own = executable.name == "dbt" and (
+        str(executable) == "dbt" or executable.parent == Path(sys.executable).parent
+    )
+    return [sys.executable, "-m", RUNNER_MODULE] if own else None
+
+
+def exit_code(success: bool, exception: BaseException | None) -> int:
+    """dbt's own exit codes: 0 success, 1 the command ran and something failed, 2 it could not."""
+    if success:
+        return 0
+    return 1 if exception is None else 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``dbt <argv>`` in this process; the exit code the ``dbt`` command would give."""
+    from dbt.cli.main import dbtRunner
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    callbacks: list[Callable[[Any], None]] = []
+    if os.environ.get(CAPTURE_COLUMNS_ENV) == "1":
+        callbacks.append(ColumnCapture())
+    result = dbtRunner(callbacks=callbacks).invoke(args)
+    if result.exception is not None and not isinstance(result.exception, KeyboardInterrupt):
+        print(f"dbt: {result.exception}", file=sys.stderr)
+    return exit_code(result.success, result.exception)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
