@@ -32,7 +32,12 @@ from floe_core.config import FloeConfig, load_config
 from floe_core.errors import ArtifactsError
 from floe_core.fsutil import atomic_write
 from floe_core.layout import ARTIFACTS_FILE, CONFIG_FILE, FLOE_DIR, PROFILES_DIR, PROFILES_FILE
-from floe_dbt.profiles import build_output, ensure_local_dirs, render_profiles_yml
+from floe_dbt.profiles import (
+    build_output,
+    ensure_local_dirs,
+    refuse_literal_secrets_everywhere,
+    render_profiles_yml,
+)
 
 __all__ = [
     "artifacts_json",
@@ -91,6 +96,7 @@ def build_artifacts(
 ) -> CompiledArtifacts:
     """The CompiledArtifacts of a loaded floe.yaml (reads the dbt project, writes nothing)."""
     spec = config.spec
+    refuse_literal_secrets_everywhere(config)
     profile = build_output(config)
     projects = [_dbt_project(config, i) for i in range(len(spec.transforms))]
     transforms = _transforms(config, projects)

@@ -43,6 +43,7 @@ from floe_core.layout import (
     TRACES_SINK,
     ProjectPaths,
 )
+from floe_core.redaction import redact_url
 from floe_core.status import SidecarStatus
 from floe_core.transport import SOCKET_ENV, SPOOL_ENV
 from floe_dagster.progress import RunTally
@@ -278,7 +279,7 @@ def _destination(label: str, local: Path) -> str:
             f"OTEL_EXPORTER_OTLP_{label.upper()}_ENDPOINT"
         ) or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     if configured:
-        return configured
+        return redact_url(configured)
     return show_path(local) if local.exists() else "the endpoint in floe.yaml"
 
 

@@ -9,15 +9,31 @@ field through it before the line becomes an event; the value never reaches the s
 
 Only values of at least :data:`MIN_SECRET_CHARS` characters are redacted: shorter ones would
 turn ordinary words into ``[redacted]`` and protect nothing.
+
+Besides values, this module owns the two other facts both processes need about credentials:
+which *names* hold one (:func:`is_credential_name`: profile keys, URL query parameters) and how
+a URL is shown or stored without its credentials (:func:`redact_url` for display: user info and
+secret-looking query values replaced; :func:`strip_url_credentials` for identities: user info,
+query string and fragment removed, so a dataset namespace never depends on a token).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-__all__ = ["MIN_SECRET_CHARS", "REDACTED", "Redactor", "secret_values"]
+__all__ = [
+    "MIN_SECRET_CHARS",
+    "REDACTED",
+    "Redactor",
+    "is_credential_name",
+    "is_secret_variable",
+    "redact_url",
+    "secret_values",
+    "strip_url_credentials",
+    "url_credentials",
+]
 
 REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 4
@@ -42,13 +58,110 @@ _URL_VARIABLES = (
     "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     "OPENLINEAGE_URL",
+    "OPENLINEAGE_ENDPOINT",
     "OPENLINEAGE__TRANSPORT__URL",
+    "OPENLINEAGE__TRANSPORT__ENDPOINT",
 )
 # Any variable named like a credential (FLOE_SHOP_PROD_PASSWORD, DBT_ENV_SECRET_X, ...).
+# (dbt's own convention: a DBT_ENV_SECRET_ variable is never rendered outside the connection.)
 _SECRET_NAME = re.compile(
-    r"(^DBT_ENV_SECRET_|PASSWORD$|PASSPHRASE$|SECRET$|TOKEN$|API_KEY$|APIKEY$|PRIVATE_KEY$"
-    r"|CLIENT_SECRET$|ACCESS_KEY$|SECRET_ACCESS_KEY$|KEYFILE_JSON$)"
+    r"(^DBT_ENV_SECRET_|PASSWORD\d*$|PASSWD$|(^|_)PASS$|(^|_)PWD$|PASSPHRASE$|SECRET$|TOKEN$"
+    r"|API_KEY$|APIKEY$|PRIVATE_KEY$|PRIVATE_KEY_ID$|CLIENT_SECRET$|ACCESS_KEY$"
+    r"|SECRET_ACCESS_KEY$|KEYFILE_JSON$)"
 )
+
+# Key and parameter names holding a credential: any name containing one of these...
+_CREDENTIAL_PART = re.compile(
+    r"password|passwd|passphrase|secret|token|private_?key|api_?key|access_?key|credential"
+    r"|signature|bearer|jwt"
+)
+# ... or made only of / ending in one of these words (``pass``, ``db_pwd``, ``?key=``, ``?sig=``).
+_CREDENTIAL_WORDS = frozenset({"pass", "pwd", "pw", "key", "sig", "sas"})
+_CREDENTIAL_LAST_WORDS = frozenset({"pass", "pwd", "pw"})
+# ... unless it names where a credential is, or what kind, not the credential itself.
+_NOT_CREDENTIAL_SUFFIXES = ("_path", "_file", "_uri", "_url", "_endpoint", "_type", "_method")
+_NOT_CREDENTIAL = frozenset({"access_key_id", "key_id", "client_id", "oauth_client_id"})
+
+
+def is_credential_name(name: str) -> bool:
+    """Whether a key or query parameter called ``name`` holds a credential.
+
+    ``password``, ``sslpassword``, ``password2``, ``passwd``, ``pass``, ``private_key_id``,
+    ``api_key``, ``motherduck_token``, ``X-Amz-Signature``, ``?key=`` are; ``private_key_path``,
+    ``token_uri``, ``auth_type``, ``access_key_id`` are not (a location, a kind, a public id).
+    """
+    normal = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    if not normal or normal in _NOT_CREDENTIAL or normal.endswith(_NOT_CREDENTIAL_SUFFIXES):
+        return False
+    if _CREDENTIAL_PART.search(normal):
+        return True
+    words = normal.split("_")
+    return normal in _CREDENTIAL_WORDS or words[-1] in _CREDENTIAL_LAST_WORDS
+
+
+def is_secret_variable(name: str) -> bool:
+    """Whether an environment variable called ``name`` holds a credential by its name alone."""
+    return name in _SECRET_VARIABLES or _SECRET_NAME.search(name.upper()) is not None
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to be shown or stored: user info and secret-looking query values replaced by
+    ``[redacted]``; everything else (scheme, host, path, other parameters) kept as written.
+
+    Works on relative references too (``api/v1/lineage?api_key=...``).
+    """
+    text = url.strip()
+    head, hash_, fragment = text.partition("#")
+    base, question, query = head.partition("?")
+    scheme, sep, rest = base.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        if "@" in authority:
+            authority = REDACTED + "@" + authority.rsplit("@", 1)[1]
+        base = f"{scheme}{sep}{authority}{slash}{path}"
+    if question:
+        query = "&".join(_redact_parameter(item) for item in query.split("&"))
+    if hash_ and ("=" in fragment or "token" in fragment.lower()):
+        fragment = REDACTED  # OAuth implicit flows put tokens here
+    return base + question + query + hash_ + fragment
+
+
+def _redact_parameter(item: str) -> str:
+    name, eq, _ = item.partition("=")
+    if eq and is_credential_name(unquote(name)):
+        return f"{name}={REDACTED}"
+    return item
+
+
+def strip_url_credentials(value: str) -> str:
+    """``value`` without user info, query string or fragment (``md:db?motherduck_token=x`` ->
+    ``md:db``, ``postgres://u:pw@h/db`` -> ``postgres://h/db``): what may identify a dataset."""
+    base = value.split("#", 1)[0].split("?", 1)[0]
+    scheme, sep, rest = base.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        base = f"{scheme}{sep}{authority.rsplit('@', 1)[-1]}{slash}{path}"
+    return base
+
+
+def url_credentials(value: str) -> list[str]:
+    """The credential parts written into ``value`` (a URL, or a ``md:``-style connection
+    string): the password of its user info and the values of secret-looking query parameters.
+    Empty for a value that carries none."""
+    found: list[str] = []
+    base, _, query = value.strip().split("#", 1)[0].partition("?")
+    _, sep, rest = base.partition("://")
+    if sep:
+        authority = rest.partition("/")[0]
+        if "@" in authority:
+            _, colon, password = authority.rsplit("@", 1)[0].partition(":")
+            if colon and password:
+                found.append(password)
+    for item in query.split("&") if query else ():
+        name, eq, parameter = item.partition("=")
+        if eq and parameter and is_credential_name(unquote(name)):
+            found.append(parameter)
+    return found
 
 
 def _url_secrets(url: str) -> Iterable[str]:
@@ -64,8 +177,10 @@ def _url_secrets(url: str) -> Iterable[str]:
         if password:
             yield password
             yield unquote(password)
-    for _, value in parse_qsl(parts.query, keep_blank_values=False):
-        yield value
+    for name, value in parse_qsl(parts.query, keep_blank_values=False):
+        if is_credential_name(name):
+            yield value
+            yield quote(value, safe="")
 
 
 def _header_values(raw: str) -> Iterable[str]:
@@ -91,7 +206,7 @@ def secret_values(environ: Mapping[str, str], secret_env_vars: Iterable[str] = (
     for name, value in environ.items():
         if not value:
             continue
-        if name in _SECRET_VARIABLES or _SECRET_NAME.search(name):
+        if is_secret_variable(name):
             found.add(value)
         elif name in _HEADER_VARIABLES or name.startswith(
             "OPENLINEAGE__TRANSPORT__CUSTOM_HEADERS__"

@@ -24,9 +24,16 @@ import yaml
 
 from floe_core.config import FloeConfig
 from floe_core.mappings import deep_merge
+from floe_core.redaction import strip_url_credentials, url_credentials
 from floe_dbt.env_vars import env_var, env_var_names, is_env_var_ref
 from floe_dbt.profiles import bigquery, databricks, duckdb, postgres, redshift, snowflake, spark
-from floe_dbt.profiles._base import AuthMethod, TargetProfile, env_var_name, is_secret_key
+from floe_dbt.profiles._base import (
+    CONTAINER_KEYS,
+    AuthMethod,
+    TargetProfile,
+    env_var_name,
+    is_secret_key,
+)
 
 __all__ = [
     "TARGETS",
@@ -37,6 +44,7 @@ __all__ = [
     "ensure_local_dirs",
     "env_var",
     "env_var_name",
+    "refuse_literal_secrets_everywhere",
     "render_profiles_yml",
 ]
 
@@ -193,6 +201,45 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str, Any]]:
             yield from _walk(item, f"{path}[{index}]")
 
 
+def _leaves(value: Any) -> Iterator[Any]:
+    """Every scalar inside ``value`` (itself when it is one)."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def _is_literal_secret(key: str, value: Any) -> bool:
+    """Whether ``key: value`` writes a credential into floe.yaml itself."""
+    if is_secret_key(key) and key.lower() not in CONTAINER_KEYS:
+        # Any literal: strings, numbers, booleans, and lists or mappings holding one.
+        return any(leaf is not None and not is_env_var_ref(leaf) for leaf in _leaves(value))
+    if isinstance(value, str):
+        # A URL or connection string with a password or token in it (postgres://u:pw@h/db).
+        return any(not is_env_var_ref(part) for part in url_credentials(value))
+    return False
+
+
+def refuse_literal_secrets_everywhere(config: FloeConfig) -> None:
+    """Refuse a literal credential in any environment of floe.yaml, not only ``config``'s:
+    `floe validate` of dev must not say "valid" while ``environments.prod`` holds a password."""
+    names = [config.environment, config.spec.default_environment, *config.spec.environments]
+    for name in dict.fromkeys(names):
+        other = config if name == config.environment else reload_for(config, name)
+        _refuse_literal_secrets(other, other.spec.compute.properties, "compute.properties")
+
+
+def reload_for(config: FloeConfig, environment: str) -> FloeConfig:
+    """``config``'s floe.yaml resolved for another environment."""
+    from floe_core.config import parse_config
+
+    return parse_config(config.source, config.path, environment)
+
+
 def _refuse_literal_secrets(config: FloeConfig, props: Mapping[str, Any], base: str) -> None:
     compute = config.spec.compute
     profile = TARGETS[compute.target]
@@ -200,11 +247,21 @@ def _refuse_literal_secrets(config: FloeConfig, props: Mapping[str, Any], base: 
     generated = method.credentials if method is not None else {}
     ref = compute.connection_secret_ref or config.spec.name
     for field, key, value in _walk(props, base):
-        if not is_secret_key(key) or is_env_var_ref(value) or value is None:
+        if value is None or not _is_literal_secret(key, value):
             continue
-        if isinstance(value, Mapping | list):
-            continue  # its entries are checked one by one
         dotted = field[len(base) + 1 :]
+        if not is_secret_key(key):
+            name = env_var_name(ref, config.environment, re.sub(r"\W+", "_", dotted))
+            raise config.error(
+                field,
+                "a URL with a credential in it refused (it would end up in generated files, "
+                "events and logs)",
+                expected="the URL without user:password@ or secret query parameters, the "
+                "credential in its own key as an env_var() reference",
+                found="a URL with a literal credential (value not shown)",
+                fix=f"move the credential out of `{key}`, e.g. into the environment variable "
+                f'{name}, and write it as "{env_var(name)}" where the adapter reads it',
+            )
         if dotted in generated:
             name = env_var_name(ref, config.environment, generated[dotted])
             fix = (
@@ -218,9 +275,15 @@ def _refuse_literal_secrets(config: FloeConfig, props: Mapping[str, Any], base: 
             field,
             "literal secret in floe.yaml refused (it would end up in generated files)",
             expected="an env_var() reference without a default, e.g. " + env_var(name),
-            found=f"a literal {type(value).__name__} (value not shown)",
+            found=f"a literal {_kind(value)} (value not shown)",
             fix=fix,
         )
+
+
+def _kind(value: Any) -> str:
+    return {dict: "mapping", list: "list", str: "string", bool: "boolean"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _require(
@@ -241,7 +304,12 @@ def _require(
 
 
 def _secret_env_vars(output: Mapping[str, Any]) -> Iterator[str]:
+    """Variables read in a credential position: under a credential key, or inside a URL's
+    user info or query string (``md:db?motherduck_token={{ env_var('X') }}``)."""
     for _field, key, value in _walk(output, ""):
+        if isinstance(value, str) and "env_var" in value:
+            outside = set(env_var_names(strip_url_credentials(value)))
+            yield from (name for name in env_var_names(value) if name not in outside)
         if (
             isinstance(value, str)
             and "env_var" in value

@@ -15,7 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from floe_core.redaction import is_credential_name
+
 __all__ = [
+    "CONTAINER_KEYS",
     "AuthMethod",
     "Identity",
     "TargetProfile",
@@ -23,12 +26,19 @@ __all__ = [
     "is_secret_key",
 ]
 
-# Keys whose value is a credential wherever they appear (also nested, e.g. keyfile_json).
-_SECRET_KEY = re.compile(
-    r"(^|_)(password|passphrase|secret|token|private_key|api_key|secret_access_key|"
-    r"refresh_token|access_token|auth_token)$"
+# Credential keys are named by floe_core.redaction.is_credential_name (one rule for profile keys,
+# URL parameters and the redactor), checked against every adapter's Credentials class by
+# tests/test_profiles.py. Its exceptions among the adapters' real keys:
+_NOT_SECRET = frozenset(
+    {
+        "use_credential_provider",  # dbt-duckdb: the name of a provider (`aws`), not a secret
+        "secrets",  # dbt-duckdb: a list of DuckDB secrets, each entry checked by its own keys
+    }
 )
-_NOT_SECRET = frozenset({"token_uri", "auth_type", "private_key_path", "private_key_id"})
+#: Keys whose value holds many entries, each checked by its own key (``secrets: [{type: s3,
+#: key_id: ..., secret: ...}]``). Under any other credential key a list or mapping is a
+#: literal secret unless every value in it is an env_var() reference (``password: [S]``).
+CONTAINER_KEYS = frozenset({"secrets", "keyfile_json", "settings"})
 
 
 def env_var_name(ref: str, environment: str, credential: str) -> str:
@@ -38,9 +48,9 @@ def env_var_name(ref: str, environment: str, credential: str) -> str:
 
 
 def is_secret_key(key: str) -> bool:
-    """Whether a profile key holds a credential (so only an env_var() reference is allowed)."""
-    k = key.lower()
-    return k not in _NOT_SECRET and _SECRET_KEY.search(k) is not None
+    """Whether a profile key holds a credential (so only an env_var() reference is allowed):
+    ``password``, ``sslpassword``, ``passwd``, ``pass``, ``password2``, ``private_key_id``, ..."""
+    return key.lower() not in _NOT_SECRET and is_credential_name(key)
 
 
 # Maps a rendered profile output to floe_core.events.Connection fields (no secrets).

@@ -42,6 +42,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from floe_core.errors import DeliveryError, LineageConfigError, ThrottledError
 from floe_core.fsutil import append_lines
+from floe_core.redaction import Redactor, redact_url, secret_values
 from floe_sidecar.engine.retry import THROTTLE_STATUSES, parse_retry_after
 from floe_sidecar.sinks.base import Rejection
 
@@ -80,10 +81,16 @@ def _batch_key(events: Sequence[bytes]) -> tuple[int, int]:
 
 
 def _redact(url: str) -> str:
-    """A URL fit for a log line: no user info, no query string."""
+    """A URL fit for a log line or the status file: no user info, no query string."""
+    parts = urlsplit(redact_url(url))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def batch_url(url: str) -> str:
+    """``<endpoint>/batch`` built on the path, so a query string (``?api_key=...``) stays a
+    query string instead of swallowing ``/batch``."""
     parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/batch"))
 
 
 class HttpDelivery:
@@ -103,7 +110,10 @@ class HttpDelivery:
                 f"OpenLineage http transport: not an http(s) URL: {_redact(url)}"
             )
         self.url = urljoin(url, config.endpoint)
-        self.batch_url = self.url.rstrip("/") + "/batch"
+        self.batch_url = batch_url(self.url)
+        # An exception's text (requests puts the request path and query in it) passes through
+        # this before it reaches a log line or the status file.
+        self._scrub = Redactor(secret_values({"OPENLINEAGE_URL": self.url}))
         self._auth = config.auth
         self._headers = {"Content-Type": "application/json", **config.custom_headers}
         self._gzip = config.compression == HttpCompression.GZIP
@@ -136,7 +146,8 @@ class HttpDelivery:
         try:
             bearer = self._auth.get_bearer()
         except Exception as exc:  # token providers (jwt, oauth2, custom) may raise anything
-            raise DeliveryError(f"lineage auth token: {type(exc).__name__}: {exc}") from None
+            reason = self._scrub.redact(str(exc))
+            raise DeliveryError(f"lineage auth token: {type(exc).__name__}: {reason}") from None
         if bearer:
             headers["Authorization"] = bearer
         data = gzip.compress(body, compresslevel=3) if self._gzip else body
@@ -151,7 +162,8 @@ class HttpDelivery:
                 allow_redirects=False,
             )
         except self._exceptions as exc:
-            raise DeliveryError(f"POST {_redact(url)}: {type(exc).__name__}: {exc}") from None
+            reason = self._scrub.redact(str(exc))
+            raise DeliveryError(f"POST {_redact(url)}: {type(exc).__name__}: {reason}") from None
         with response:
             status, text = response.status_code, response.text[:_REASON_CHARS]
             if status in THROTTLE_STATUSES:
@@ -203,7 +215,9 @@ class HttpDelivery:
         status, text = self._post(self.batch_url, b"[" + b",".join(events) + b"]")
         if 200 <= status < 300:
             if self.batch_supported is None:
-                log.info("lineage backend offers %s: delivering in batches", self.batch_url)
+                log.info(
+                    "lineage backend offers %s: delivering in batches", _redact(self.batch_url)
+                )
             self.batch_supported = True
             return True
         if status in _NO_BATCH and self.batch_supported is None:

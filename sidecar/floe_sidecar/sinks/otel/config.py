@@ -38,12 +38,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from opentelemetry.util.re import parse_env_headers
 
 from floe_core.errors import TraceConfigError
 from floe_core.layout import LOGS_FILE, METRICS_FILE, TRACES_FILE
+from floe_core.redaction import redact_url
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.otel.translate import ENVIRONMENT_ATTRIBUTE
 
@@ -102,12 +103,9 @@ class OtlpExport:
 
     @property
     def display_endpoint(self) -> str:
-        """The endpoint without any user:password part, for logs and errors."""
-        parts = urlsplit(self.endpoint)
-        if parts.scheme and "@" in parts.netloc:
-            host = parts.netloc.rsplit("@", 1)[1]
-            return urlunsplit(parts._replace(netloc=host))
-        return self.endpoint
+        """The endpoint without its credentials (user info, secret query values), for logs,
+        errors and the status file."""
+        return redact_url(self.endpoint)
 
 
 @dataclass(frozen=True)
