@@ -171,7 +171,7 @@ class Receiver:
         if self.mode == "hang":  # a backend that never answers in time, and keeps nothing
             time.sleep(self.hang_s)
             return self._log(path, 504, "too late")
-        is_batch = path.rstrip("/").endswith("/lineage/batch")
+        is_batch = path.split("?", 1)[0].rstrip("/").endswith("/lineage/batch")
         if is_batch and not self.batch:
             return self._log(path, 404, "not found")
         payload = json.loads(body)

@@ -42,7 +42,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from floe_core.errors import DeliveryError, LineageConfigError, ThrottledError
 from floe_core.fsutil import append_lines
-from floe_core.redaction import Redactor, redact_url, secret_values
+from floe_core.redaction import Redactor, secret_values, strip_url_credentials
 from floe_sidecar.engine.retry import THROTTLE_STATUSES, parse_retry_after
 from floe_sidecar.sinks.base import Rejection
 
@@ -82,8 +82,7 @@ def _batch_key(events: Sequence[bytes]) -> tuple[int, int]:
 
 def _redact(url: str) -> str:
     """A URL fit for a log line or the status file: no user info, no query string."""
-    parts = urlsplit(redact_url(url))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return strip_url_credentials(url)
 
 
 def batch_url(url: str) -> str:
