@@ -20,6 +20,7 @@ from dagster_dbt import dbt_assets
 
 from floe_core.artifacts import CompiledArtifacts
 from floe_core.errors import ArtifactsError
+from floe_core.layout import PROFILES_FILE
 from floe_dagster.compat import translator_settings
 from floe_dagster.manifest import ManifestIndex, dbt_executable, load_manifest
 from floe_dagster.resource import FloeDbtResource
@@ -59,7 +60,15 @@ def build_resource(artifacts: CompiledArtifacts) -> FloeDbtResource:
     No ``profile``/``target`` flags: the generated profiles.yml holds one profile whose default
     target is the compiled environment, and leaving the flags out keeps dbt's partial-parse state
     identical to ``dbt parse --project-dir ... --profiles-dir ...`` (see ``parse_command``).
+    A generated profiles.yml that is gone (a cleaned ``.floe``) is an ArtifactsError saying what
+    to run, not dagster-dbt's pydantic ValidationError.
     """
+    profiles = Path(artifacts.dbt_profiles_path) / PROFILES_FILE
+    if not profiles.is_file():
+        raise ArtifactsError(
+            f"{profiles}: the generated dbt profile is missing; run `floe compile` "
+            f"(for {artifacts.source_path}) to write it again"
+        )
     return FloeDbtResource(
         project_dir=artifacts.dbt_project_path,
         profiles_dir=artifacts.dbt_profiles_path,

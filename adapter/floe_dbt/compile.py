@@ -32,6 +32,7 @@ from floe_core.config import FloeConfig, load_config
 from floe_core.errors import ArtifactsError
 from floe_core.fsutil import atomic_write
 from floe_core.layout import ARTIFACTS_FILE, CONFIG_FILE, FLOE_DIR, PROFILES_DIR, PROFILES_FILE
+from floe_core.yamlload import safe_load
 from floe_dbt.profiles import (
     build_output,
     ensure_local_dirs,
@@ -207,7 +208,7 @@ def _dbt_project(config: FloeConfig, index: int) -> tuple[Path, dict[str, Any]]:
             fix="point transforms[].path at your dbt project",
         )
     try:
-        project = yaml.safe_load(project_file.read_text(encoding="utf-8"))
+        project = safe_load(project_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise config.error(
             field,

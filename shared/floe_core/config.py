@@ -1,6 +1,7 @@
 """floe.yaml: the one file a data engineer writes.
 
-:func:`load_config` reads it with ``yaml.safe_load``, validates it against :class:`FloeSpec`
+:func:`load_config` reads it with :func:`floe_core.yamlload.safe_load` (yaml.safe_load without
+alias bombs, circular aliases or duplicate keys), validates it against :class:`FloeSpec`
 (unknown fields are errors, not silently dropped), applies one environment's overrides and
 returns a :class:`FloeConfig`. Every problem raises :class:`FloeConfigError`, whose message
 names the file (and line when known), the field path, what was expected, what was found and how
@@ -29,6 +30,7 @@ import yaml
 from floe_core.errors import FloeConfigError
 from floe_core.layout import CONFIG_FILE
 from floe_core.mappings import deep_merge
+from floe_core.yamlload import safe_load
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -265,7 +267,7 @@ def _decode_text(data: bytes, path: Path) -> str:
 
 def _safe_load(text: str, path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
@@ -310,6 +312,18 @@ def _merge_environment(base: dict[str, Any], override: Any) -> dict[str, Any]:
 
 
 _MSGSPEC_ERROR = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+# A mapping key that fails its constraint (an environment named "bad name").
+_KEY_ERROR = re.compile(r"^(?P<msg>.*?) - at `key` in `\$(?P<path>[^`]*)`$", re.S)
+# msgspec's names of the kinds of value it found, as Python types.
+_KINDS: dict[str, type | tuple[type, ...]] = {
+    "array": list,
+    "object": dict,
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "null": type(None),
+}
 
 
 def _convert(
@@ -337,10 +351,18 @@ def _convert_one(data: Any, kind: type[T], path: Path, text: str, prefix: str) -
 def _explain(
     message: str, data: Any, kind: type, path: Path, text: str, prefix: str
 ) -> FloeConfigError:
+    key_error = _KEY_ERROR.match(message)
+    if key_error:
+        return _explain_key(
+            key_error.group("msg"), key_error.group("path"), data, path, text, prefix
+        )
     match = _MSGSPEC_ERROR.match(message)
     assert match is not None
     msg = match.group("msg")
     rel = _dotted(match.group("path") or "")
+    if "[...]" in rel:
+        got = re.search(r", got `(\w+)`", msg)
+        rel = _concrete_key(data, rel, _KINDS.get(got.group(1)) if got else None)
     field = _join(prefix, rel)
 
     unknown = re.match(r"Object contains unknown field `(.+)`", msg)
@@ -422,6 +444,51 @@ def _explain(
         fix="see schemas/floe.schema.json (`floe schema`) for what this field accepts",
         line=line,
     )
+
+
+def _explain_key(
+    msg: str, msgspec_path: str, data: Any, path: Path, text: str, prefix: str
+) -> FloeConfigError:
+    """A mapping key refused by its constraint, named and located (not `(document)`)."""
+    rel = _dotted(msgspec_path)
+    field = _join(prefix, rel)
+    mapping = _value_at(data, rel)
+    pattern = re.search(r"matching regex '(.+)'", msg)
+    bad = next(
+        (
+            key
+            for key in (mapping if isinstance(mapping, dict) else ())
+            if not isinstance(key, str) or (pattern and not re.search(pattern.group(1), key))
+        ),
+        None,
+    )
+    full = _join(field, str(bad)) if bad is not None else field
+    expected = msg.replace("Expected `", "").replace("`", "", 1)
+    return FloeConfigError(
+        path,
+        full,
+        "invalid name",
+        expected=expected,
+        found=repr(bad),
+        fix="use letters, digits, `_` and `-` only (not starting with `-`)",
+        line=_line_of(text, full),
+    )
+
+
+def _concrete_key(data: Any, rel: str, kind: type | tuple[type, ...] | None) -> str:
+    """``rel`` with its first ``[...]`` (msgspec: some key of a mapping) replaced by the key
+    whose value is of the wrong ``kind``, so the error names it."""
+    head, _, tail = rel.partition("[...]")
+    mapping = _value_at(data, head)
+    if not isinstance(mapping, dict):
+        return rel
+    for key, value in mapping.items():
+        inner = _value_at(value, _dotted(tail)) if tail else value
+        if kind is None or (
+            isinstance(inner, kind) and not (kind is int and isinstance(inner, bool))
+        ):
+            return _join(head, str(key)) + tail
+    return rel
 
 
 _EXAMPLES = {

@@ -33,6 +33,7 @@ import yaml
 from floe_core.errors import LineageConfigError
 from floe_core.layout import LINEAGE_FILE
 from floe_core.mappings import deep_merge
+from floe_core.yamlload import safe_load
 from floe_sidecar.settings import SidecarSettings
 from floe_sidecar.sinks.openlineage.naming import DEFAULT_JOB_NAMESPACE
 
@@ -113,7 +114,7 @@ def _find_config_file(env: Mapping[str, str]) -> Path | None:
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise LineageConfigError(f"{path}: cannot read the OpenLineage config ({exc})") from exc
     except yaml.YAMLError as exc:
