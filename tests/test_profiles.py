@@ -180,6 +180,59 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
 ]
 
 
+# The variables each case's profile must read its credentials from, written out by hand: taken
+# from build_output (the code under test), a bug that drops a reference would shrink its own
+# expectation (issue 17, item 6).
+EXPECTED_SECRETS: dict[str, tuple[str, ...]] = {
+    "duckdb": (),
+    "postgres-password": ("FLOE_WH_DEV_PASSWORD",),
+    "snowflake-password": ("FLOE_WH_DEV_PASSWORD",),
+    "snowflake-keypair": ("FLOE_WH_DEV_PRIVATE_KEY_PASSPHRASE", "FLOE_WH_DEV_PRIVATE_KEY_PATH"),
+    "snowflake-externalbrowser": (),
+    "snowflake-oauth": (
+        "FLOE_WH_DEV_OAUTH_CLIENT_ID",
+        "FLOE_WH_DEV_OAUTH_CLIENT_SECRET",
+        "FLOE_WH_DEV_TOKEN",
+    ),
+    "bigquery-oauth": (),
+    "bigquery-service-account": ("FLOE_WH_DEV_KEYFILE",),
+    "bigquery-service-account-json": ("FLOE_WH_DEV_PRIVATE_KEY", "FLOE_WH_DEV_PRIVATE_KEY_ID"),
+    "bigquery-oauth-secrets": (
+        "FLOE_WH_DEV_CLIENT_ID",
+        "FLOE_WH_DEV_CLIENT_SECRET",
+        "FLOE_WH_DEV_REFRESH_TOKEN",
+    ),
+    "redshift-database": ("FLOE_WH_DEV_PASSWORD",),
+    "redshift-iam": ("FLOE_WH_DEV_AWS_ACCESS_KEY_ID", "FLOE_WH_DEV_AWS_SECRET_ACCESS_KEY"),
+    "databricks-token": ("FLOE_WH_DEV_TOKEN",),
+    "databricks-oauth": ("FLOE_WH_DEV_CLIENT_ID", "FLOE_WH_DEV_CLIENT_SECRET"),
+    "spark-thrift": (),
+    "spark-thrift-ldap": ("FLOE_WH_DEV_PASSWORD",),
+    "spark-http": ("FLOE_WH_DEV_TOKEN",),
+    "spark-odbc": ("FLOE_WH_DEV_TOKEN",),
+    "spark-session": (),
+}
+
+# Each adapter's Credentials fields that hold a credential (so floe.yaml may only hold an
+# env_var() reference there), written out from the adapters' documentation; the test below
+# checks floe's rule against every field of the real classes.
+ADAPTER_CREDENTIAL_FIELDS: dict[str, set[str]] = {
+    "duckdb": {"motherduck_token"},
+    "postgres": {"password"},
+    "snowflake": {
+        "password",
+        "private_key",
+        "private_key_passphrase",
+        "token",
+        "oauth_client_secret",
+    },
+    "bigquery": {"token", "refresh_token", "client_secret"},
+    "redshift": {"password", "secret_access_key"},
+    "databricks": {"token", "client_secret", "azure_client_secret"},
+    "spark": {"token", "password"},
+}
+
+
 def floe_yaml(target: str, properties: dict[str, Any], **extra: Any) -> str:
     doc: dict[str, Any] = {
         "name": "shop",
@@ -272,6 +325,7 @@ def test_cases_cover_every_target_and_auth_method() -> None:
     offered = {(t, m) for t, profile in TARGETS.items() for m in profile.methods}
     offered.add(("spark", "thrift-ldap"))
     assert offered <= covered, f"untested auth methods: {offered - covered}"
+    assert set(EXPECTED_SECRETS) == {case for case, *_ in CASES}
     assert set(TARGETS) == {
         "duckdb",
         "postgres",
@@ -304,8 +358,8 @@ def test_profile_loads_in_dbt_and_outputs_hold_no_secret(
 
     # Sentinels are in the environment before compile: compile must not copy them anywhere.
     config = parse_config(path.read_bytes(), path, None)
-    expected = build_output(config)
-    sentinels = {name: f"{SECRET_PREFIX}-{name}-value" for name in expected.secret_env_vars}
+    assert build_output(config).secret_env_vars == EXPECTED_SECRETS[case]
+    sentinels = {name: f"{SECRET_PREFIX}-{name}-value" for name in EXPECTED_SECRETS[case]}
     for name, value in sentinels.items():
         monkeypatch.setenv(name, value)
     if target == "snowflake" and method == "keypair":
@@ -341,6 +395,33 @@ def test_profile_loads_in_dbt_and_outputs_hold_no_secret(
         assert f"env_var('{name}')" in profiles_text
 
 
+@pytest.mark.parametrize("target", sorted(ADAPTER_CREDENTIAL_FIELDS))
+def test_credential_keys_match_the_adapters_credentials_classes(target: str) -> None:
+    import dataclasses
+    import importlib
+
+    from floe_dbt.profiles._base import is_secret_key
+
+    plugin = importlib.import_module(f"dbt.adapters.{target}").Plugin
+    fields = {f.name for f in dataclasses.fields(plugin.credentials) if not f.name.startswith("_")}
+    assert ADAPTER_CREDENTIAL_FIELDS[target] <= fields
+    assert {name for name in fields if is_secret_key(name)} == ADAPTER_CREDENTIAL_FIELDS[target]
+
+
+def test_a_partial_keyfile_json_keeps_both_key_references(tmp_path: Path) -> None:
+    props = {
+        "method": "service-account-json",
+        "project": "p",
+        "dataset": "d",
+        "keyfile_json": {"client_email": "floe@p.iam.gserviceaccount.com", "client_id": "1"},
+    }
+    path = make_project(tmp_path, floe_yaml("bigquery", props))
+    keyfile = build_output(parse_config(path.read_bytes(), path, None)).output["keyfile_json"]
+    assert keyfile["private_key"] == "{{ env_var('FLOE_SHOP_DEV_PRIVATE_KEY') }}"
+    assert keyfile["private_key_id"] == "{{ env_var('FLOE_SHOP_DEV_PRIVATE_KEY_ID') }}"
+    assert keyfile["client_email"] == "floe@p.iam.gserviceaccount.com"
+
+
 def _imports(module: str) -> bool:
     try:
         __import__(module)
@@ -359,7 +440,7 @@ def _imports(module: str) -> bool:
         if "path" not in key
         and key != "keyfile"
         and not key.endswith("client_id")
-        and not key.endswith("_id")
+        and key != "access_key_id"
     ],
 )
 def test_literal_secret_is_refused_with_the_variable_to_set(
