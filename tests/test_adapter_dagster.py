@@ -487,6 +487,10 @@ def test_unwritable_spool_still_materializes_warns_once_and_reports_drops(
     assert run.materialized() == {("raw", "raw_customers"), ("stg_customers",)}
     dropped = int(run.run_tags["floe/events_dropped"])
     assert dropped == int(run.run_tags["floe/events_emitted"]) > 0
+    from floe_dagster.step import events_dropped
+
+    assert events_dropped(run.run_tags)[0] == dropped  # what the `floe run` summary reports
+    assert run.run_tags["floe/events_drop_reason"].startswith("cannot write the spool")
     warnings = [r for r in run.logs if not r.is_dagster_event and r.level >= 30]
     drop_warnings = [r for r in warnings if "dropped" in r.user_message]
     assert len(drop_warnings) == 1

@@ -31,6 +31,9 @@ class RunTally:
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Events the adapter could hand to neither the sidecar nor the spool (disk full, read-only).
+    events_dropped: int = 0
+    events_drop_reason: str | None = None
 
     @property
     def not_materialized(self) -> list[str]:

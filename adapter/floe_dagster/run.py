@@ -64,6 +64,11 @@ class Materialization:
                 )
         finally:
             tally = watcher.stop()
+        from floe_dagster.step import events_dropped
+
+        run = instance.get_run_by_id(run_id)
+        if run is not None:
+            tally.events_dropped, tally.events_drop_reason = events_dropped(run.tags)
         return result.success, tally
 
 

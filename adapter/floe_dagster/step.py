@@ -59,6 +59,7 @@ __all__ = [
     "STEP_DONE_TAG_PREFIX",
     "DbtSteps",
     "StepPlan",
+    "events_dropped",
     "events_enabled",
     "run_dbt_step",
 ]
@@ -70,6 +71,10 @@ DBT_SPAN_ENV = "DBT_ENV_CUSTOM_ENV_FLOE_SPAN_ID"
 EVENTS_EMITTED_TAG = "floe/events_emitted"
 EVENTS_SPOOLED_TAG = "floe/events_spooled"
 EVENTS_DROPPED_TAG = "floe/events_dropped"
+# Per dbt step (``floe/events_dropped.<op>``): a run of several steps sums them (the tags above
+# hold the last step's counts only).
+EVENTS_DROPPED_STEP_PREFIX = EVENTS_DROPPED_TAG + "."
+EVENTS_DROP_REASON_TAG = "floe/events_drop_reason"
 # Run tag per finished dbt step (``floe/dbt_step.<op>``: success | failure): several dbt steps of
 # one run find out from them which of them ends the run.
 STEP_DONE_TAG_PREFIX = "floe/dbt_step."
@@ -439,6 +444,15 @@ def _dagster_events(
             yield dagster_event
 
 
+def events_dropped(tags: Mapping[str, str]) -> tuple[int, str | None]:
+    """(events every dbt step of a run dropped, the last reason) from the run's tags."""
+    total = 0
+    for name, value in tags.items():
+        if name.startswith(EVENTS_DROPPED_STEP_PREFIX) and value.isdigit():
+            total += int(value)
+    return total, tags.get(EVENTS_DROP_REASON_TAG)
+
+
 def _report(
     context: AssetExecutionContext,
     stats: EmitStats,
@@ -475,6 +489,12 @@ def _report(
                 EVENTS_EMITTED_TAG: str(stats.emitted),
                 EVENTS_SPOOLED_TAG: str(stats.spooled),
                 EVENTS_DROPPED_TAG: str(stats.dropped),
+                EVENTS_DROPPED_STEP_PREFIX + context.op_def.name: str(stats.dropped),
+                **(
+                    {EVENTS_DROP_REASON_TAG: stats.spool_error[:300]}
+                    if stats.spool_error and stats.dropped
+                    else {}
+                ),
             },
         )
     except Exception:

@@ -227,6 +227,12 @@ def _summary(
     if tally.checks_failed:
         checks += f", {len(tally.checks_failed)} failed: {', '.join(tally.checks_failed)}"
     say(checks)
+    if tally.events_dropped:
+        reason = f" ({_first_line(tally.events_drop_reason)})" if tally.events_drop_reason else ""
+        say(
+            f"  events: {tally.events_dropped} DROPPED by the adapter, neither the sidecar nor "
+            f"the spool took them{reason}: they are lost, not delivered"
+        )
     if delivery is None and after is None:
         return
     if after is None:
