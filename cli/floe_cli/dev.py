@@ -28,6 +28,7 @@ from floe_cli.sidecar import (
     read_status,
     sidecar_available,
     sidecar_child,
+    socket_identity,
     socket_path,
     wait_for_socket,
 )
@@ -94,8 +95,11 @@ def floe_dev(options: DevOptions, out: IO[str] | None = None) -> int:
     code = 0
     try:
         if sidecar is not None:
+            before_start = socket_identity(Path(env[SOCKET_ENV]))
             sidecar.start()
-            if wait_for_socket(sidecar.child, Path(env[SOCKET_ENV]), timeout_s=10.0):
+            if wait_for_socket(
+                sidecar.child, Path(env[SOCKET_ENV]), timeout_s=10.0, before=before_start
+            ):
                 say(
                     f"sidecar listening (pid {sidecar.child.pid}, log {paths.logs / 'sidecar.log'})"
                 )

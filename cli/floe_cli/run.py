@@ -27,10 +27,12 @@ from floe_cli.children import Child
 from floe_cli.delivery import DeliveryWait, wait_for_delivery
 from floe_cli.display import show_path
 from floe_cli.prepare import Prepared, ensure_dagster_home, prepare
+from floe_cli.runlock import run_lock
 from floe_cli.sidecar import (
     read_status,
     sidecar_available,
     sidecar_child,
+    socket_identity,
     socket_path,
     wait_for_socket,
 )
@@ -80,6 +82,11 @@ def floe_run(options: RunOptions, out: IO[str] | None = None) -> RunOutcome:
         print(line, file=stream, flush=True)
 
     began = time.monotonic()
+    with run_lock(ProjectPaths.find(options.path)):
+        return _run(options, say, began)
+
+
+def _run(options: RunOptions, say: Callable[[str], None], began: float) -> RunOutcome:
     prepared = prepare(options.path, options.env)
     paths, artifacts = prepared.paths, prepared.artifacts
     for action in prepared.actions:
@@ -155,8 +162,9 @@ def _start_sidecar(
     child = sidecar_child(
         paths, socket=socket, env=os.environ, log_path=paths.logs / "sidecar.log", grace_s=2.0
     )
+    before_start = socket_identity(socket)
     child.start()
-    if wait_for_socket(child, socket):
+    if wait_for_socket(child, socket, before=before_start):
         os.environ[SOCKET_ENV] = str(socket)
         say(f"floe: sidecar started (pid {child.pid}, log {show_path(paths.logs / 'sidecar.log')})")
     else:

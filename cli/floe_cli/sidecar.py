@@ -27,6 +27,7 @@ __all__ = [
     "read_status",
     "sidecar_available",
     "sidecar_child",
+    "socket_identity",
     "socket_path",
     "wait_for_socket",
 ]
@@ -90,16 +91,40 @@ def sidecar_child(
     return Child("sidecar", argv, env=env, cwd=paths.root, log_path=log_path)
 
 
-def wait_for_socket(child: Child, socket: Path, timeout_s: float = 15.0) -> bool:
-    """Wait until the sidecar listens; False if it died or took longer than ``timeout_s``."""
+def socket_identity(socket: Path) -> tuple[int, int, int] | None:
+    """(device, inode, change time) of the socket file, None when there is none: a socket left
+    by another sidecar is not the one a new child binds."""
+    try:
+        st = socket.lstat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_ctime_ns)
+
+
+def wait_for_socket(
+    child: Child,
+    socket: Path,
+    timeout_s: float = 15.0,
+    *,
+    before: tuple[int, int, int] | None = None,
+) -> bool:
+    """Wait until ``child`` listens; False if it died or took longer than ``timeout_s``.
+
+    ``before``: :func:`socket_identity` taken before the child started; a socket still that one
+    was not made by the child (another sidecar's, or one it will replace), so it does not count.
+    """
     deadline = time.monotonic() + timeout_s
+
+    def ours() -> bool:
+        return socket.is_socket() and socket_identity(socket) != before
+
     while time.monotonic() < deadline:
-        if socket.is_socket():
-            return True
         if not child.running():
             return False
+        if ours():
+            return True
         time.sleep(0.05)
-    return socket.is_socket()
+    return ours() and child.running()
 
 
 def read_status(spool: Path, env: Mapping[str, str] | None = None) -> SidecarStatus | None:

@@ -81,6 +81,8 @@ SPOOL_DIR = "spool"
 DAGSTER_HOME_DIR = "dagster"
 LOGS_DIR = "logs"
 SOCKET_FILE = "sidecar.sock"
+#: Held by one `floe run` at a time (see floe_cli.runlock).
+RUN_LOCK_FILE = "run.lock"
 #: The embedded default outputs, relative to the local output directory (``.floe``).
 LINEAGE_FILE = Path("lineage") / "openlineage.ndjson"
 TRACES_FILE = Path("traces") / "otlp-traces.jsonl"
@@ -159,6 +161,10 @@ class ProjectPaths:
     @property
     def socket(self) -> Path:
         return self.floe_dir / SOCKET_FILE
+
+    @property
+    def run_lock(self) -> Path:
+        return self.floe_dir / RUN_LOCK_FILE
 
     @property
     def lineage_file(self) -> Path:
