@@ -154,3 +154,48 @@ def test_hung_lineage_endpoint_never_holds_the_run_and_loses_nothing(example_dir
     assert [e["eventType"] for e in run_events] == ["START", "COMPLETE"]
     models = {e["job"]["name"] for e in events if e["eventType"] == "COMPLETE"}
     assert any(name.endswith(".customers.build.run") for name in models), models
+
+
+# --- two runs, one project (issue 11, finding 14) ------------------------------------------------
+
+
+def test_a_second_run_in_the_project_is_refused_naming_the_first(example_dir: Path) -> None:
+    from floe_cli.runlock import run_lock
+    from floe_core.layout import ProjectPaths
+
+    with run_lock(ProjectPaths.find(example_dir)):  # what a first `floe run` holds
+        result = subprocess.run(
+            floe("run"),
+            cwd=example_dir,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            check=False,
+        )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"another `floe run` (pid {os.getpid()}) is running" in result.stderr
+    assert "sidecar started" not in result.stdout
+    assert not (example_dir / ".floe" / "spool").exists()  # refused before touching anything
+
+
+def test_a_duckdb_file_locked_by_another_process_shows_duckdb_s_message(example_dir: Path) -> None:
+    import duckdb
+
+    (example_dir / ".floe").mkdir()
+    holder = duckdb.connect(str(example_dir / ".floe" / "shop.duckdb"))  # a write lock
+    try:
+        result = subprocess.run(
+            floe("run"),
+            cwd=example_dir,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            check=False,
+        )
+    finally:
+        holder.close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "ERROR  dbt failed" in result.stdout
+    assert "Could not set lock on file" in result.stdout

@@ -187,7 +187,7 @@ class DbtEventBuilder:
         if info.get("level") == "error":
             message = info.get("msg")
             if isinstance(message, str) and message.strip():
-                self._errors.append(strip_ansi(message).strip())
+                self._errors.append(self.redactor.redact(strip_ansi(message).strip()))
         handler = self._handlers.get(info.get("name", ""))
         if handler is not None and self.invocation is not None:
             event = handler(info, line.get("data") or {})

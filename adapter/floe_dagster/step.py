@@ -78,6 +78,7 @@ EVENTS_DROP_REASON_TAG = "floe/events_drop_reason"
 # Run tag per finished dbt step (``floe/dbt_step.<op>``: success | failure): several dbt steps of
 # one run find out from them which of them ends the run.
 STEP_DONE_TAG_PREFIX = "floe/dbt_step."
+_FAILURE_CHARS = 2000  # of dbt's error text, in the Dagster log when the step fails
 _STEPS_LOCK = ".dbt-steps.lock"  # in the spool directory (hidden files are not segments)
 
 
@@ -348,6 +349,11 @@ def run_dbt_step(
                 observer.drain_dagster_log()
                 if not success and observer.builder.errors:
                     error = "\n".join(observer.builder.errors)
+                    # dagster-dbt's exception only says "the dbt CLI process failed": show
+                    # dbt's own words (a DuckDB lock held by another process, a bad profile).
+                    context.log.error(
+                        with_trace(f"dbt failed: {error[:_FAILURE_CHARS]}", trace_id, run_span)
+                    )
                 stats = observer.finish(
                     success=success,
                     error=error,

@@ -64,8 +64,9 @@ _URL_VARIABLES = (
 )
 # Any variable named like a credential (FLOE_SHOP_PROD_PASSWORD, DBT_ENV_SECRET_X, ...).
 # (dbt's own convention: a DBT_ENV_SECRET_ variable is never rendered outside the connection.)
+# `_PWD`, not `PWD`: the shell's PWD and OLDPWD hold the working directory, not a password.
 _SECRET_NAME = re.compile(
-    r"(^DBT_ENV_SECRET_|PASSWORD\d*$|PASSWD$|(^|_)PASS$|(^|_)PWD$|PASSPHRASE$|SECRET$|TOKEN$"
+    r"(^DBT_ENV_SECRET_|PASSWORD\d*$|PASSWD$|_PASS$|_PWD$|PASSPHRASE$|SECRET$|TOKEN$"
     r"|API_KEY$|APIKEY$|PRIVATE_KEY$|PRIVATE_KEY_ID$|CLIENT_SECRET$|ACCESS_KEY$"
     r"|SECRET_ACCESS_KEY$|KEYFILE_JSON$)"
 )
