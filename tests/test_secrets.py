@@ -264,3 +264,13 @@ def test_a_delivery_error_never_holds_the_key() -> None:
             delivery.deliver(events)
         assert SENTINEL not in str(caught.value)
         assert "Connection" in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["lineage_endpoint", "otlp_endpoint"])
+def test_an_observability_endpoint_with_a_credential_is_refused(key: str, tmp_path: Path) -> None:
+    doc = floe_doc("duckdb", {}, observability={key: f"https://floe:{SENTINEL}@backend.example"})
+    path = project(tmp_path, doc)
+    with pytest.raises(FloeConfigError) as info:
+        validate_floe(path)
+    assert info.value.field == f"observability.{key}"
+    assert SENTINEL not in str(info.value)

@@ -32,6 +32,7 @@ from floe_core.config import FloeConfig, load_config
 from floe_core.errors import ArtifactsError
 from floe_core.fsutil import atomic_write
 from floe_core.layout import ARTIFACTS_FILE, CONFIG_FILE, FLOE_DIR, PROFILES_DIR, PROFILES_FILE
+from floe_core.redaction import url_credentials
 from floe_core.yamlload import safe_load
 from floe_dbt.profiles import (
     build_output,
@@ -90,6 +91,25 @@ def compile_floe(
     return artifacts
 
 
+def _refuse_endpoint_credentials(config: FloeConfig) -> None:
+    """An observability endpoint in floe.yaml with a password or key in it would be copied into
+    compiled_artifacts.json: refused, like any literal secret."""
+    obs = config.spec.observability
+    for key, url in (
+        ("otlp_endpoint", obs.otlp_endpoint),
+        ("lineage_endpoint", obs.lineage_endpoint),
+    ):
+        if url and url_credentials(url):
+            raise config.error(
+                f"observability.{key}",
+                "a URL with a credential in it refused (it would end up in generated files)",
+                expected="the URL without user:password@ or secret query parameters",
+                found="a URL with a literal credential (value not shown)",
+                fix="set the credential in the environment instead: OPENLINEAGE_API_KEY for "
+                "lineage, OTEL_EXPORTER_OTLP_HEADERS for OTLP",
+            )
+
+
 def build_artifacts(
     config: FloeConfig,
     output_dir: Path | str = DEFAULT_OUTPUT_DIR,
@@ -98,6 +118,7 @@ def build_artifacts(
     """The CompiledArtifacts of a loaded floe.yaml (reads the dbt project, writes nothing)."""
     spec = config.spec
     refuse_literal_secrets_everywhere(config)
+    _refuse_endpoint_credentials(config)
     profile = build_output(config)
     projects = [_dbt_project(config, i) for i in range(len(spec.transforms))]
     transforms = _transforms(config, projects)
