@@ -30,7 +30,7 @@ import yaml
 from floe_core.errors import FloeConfigError
 from floe_core.layout import CONFIG_FILE
 from floe_core.mappings import deep_merge
-from floe_core.yamlload import safe_load
+from floe_core.yamlload import YamlShapeError, safe_load
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -272,12 +272,15 @@ def _safe_load(text: str, path: Path) -> dict[str, Any]:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        shape = isinstance(exc, YamlShapeError)  # valid YAML, refused for its shape
         raise FloeConfigError(
             path,
             "",
-            f"invalid YAML: {problem}",
+            f"refused: {problem}" if shape else f"invalid YAML: {problem}",
             line=line,
-            fix="check indentation and quoting near that line",
+            fix="see floe.yaml's reading rules in docs/configuration.md"
+            if shape
+            else "check indentation and quoting near that line",
         ) from None
     except yaml.YAMLError as exc:
         raise FloeConfigError(path, "", f"invalid YAML: {exc}") from None
