@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from support.environment import EXAMPLE_DIR, REPO_ROOT, Postgres, need
+from support.profile_loading import forbid_internet, serve_oidc, set_dbt_flags
 
 
 @pytest.fixture
@@ -88,3 +89,20 @@ def compose_spec() -> Path:
         f"the Compose Specification JSON Schema at {path}; set FLOE_COMPOSE_SPEC to the file",
     )
     return path
+
+
+@pytest.fixture
+def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to resolve or reach a non-loopback host fails the test."""
+    forbid_internet(monkeypatch)
+
+
+@pytest.fixture
+def oidc_server() -> Iterator[str]:
+    """A loopback OIDC discovery server (Databricks OAuth validation)."""
+    yield from serve_oidc()
+
+
+@pytest.fixture(scope="module")
+def dbt_flags() -> None:
+    set_dbt_flags()

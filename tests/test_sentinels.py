@@ -29,9 +29,6 @@ from support.environment import Postgres
 from support.lineage import Receiver
 from support.otlp_receivers import HttpReceiver
 from test_profiles import CASES, EXPECTED_SECRETS, floe_yaml, load_with_dbt, make_project
-from test_profiles import dbt_flags as _dbt_flags  # noqa: F401  (fixtures, by their own names)
-from test_profiles import no_internet as _no_internet  # noqa: F401
-from test_profiles import oidc_server as _oidc_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

@@ -105,11 +105,12 @@ def is_secret_variable(name: str) -> bool:
     return name in _SECRET_VARIABLES or _SECRET_NAME.search(name.upper()) is not None
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: str, *, drop_userinfo: bool = False) -> str:
     """``url`` fit to be shown or stored: user info and secret-looking query values replaced by
     ``[redacted]``; everything else (scheme, host, path, other parameters) kept as written.
 
-    Works on relative references too (``api/v1/lineage?api_key=...``).
+    Works on relative references too (``api/v1/lineage?api_key=...``). ``drop_userinfo``: leave
+    the user info out instead of marking it (``http://host/...``).
     """
     text = url.strip()
     head, hash_, fragment = text.partition("#")
@@ -118,7 +119,8 @@ def redact_url(url: str) -> str:
     if sep:
         authority, slash, path = rest.partition("/")
         if "@" in authority:
-            authority = REDACTED + "@" + authority.rsplit("@", 1)[1]
+            host = authority.rsplit("@", 1)[1]
+            authority = host if drop_userinfo else f"{REDACTED}@{host}"
         base = f"{scheme}{sep}{authority}{slash}{path}"
     if question:
         query = "&".join(_redact_parameter(item) for item in query.split("&"))

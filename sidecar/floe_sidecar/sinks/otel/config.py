@@ -103,9 +103,9 @@ class OtlpExport:
 
     @property
     def display_endpoint(self) -> str:
-        """The endpoint without its credentials (user info, secret query values), for logs,
-        errors and the status file."""
-        return redact_url(self.endpoint)
+        """The endpoint without its credentials (no user info, secret query values redacted),
+        for logs, errors and the status file."""
+        return redact_url(self.endpoint, drop_userinfo=True)
 
 
 @dataclass(frozen=True)
