@@ -117,11 +117,19 @@ def test_b_kill_9_at_random_points_loses_nothing(tmp_path: Path, writer: str) ->
     rng = random.Random(seed)
     args = ("--spool", spool, "--socket", sock, "--no-default-sinks", "--sink", f"file:{out}")
     state: dict[str, object] = {"sent": 0, "done": False}
+    # The last events wait for the last kill: however slowly a loaded machine restarts the
+    # sidecar, every kill lands while the stream still runs.
+    kills_done = threading.Event()
+
+    def before_the_last(start: int, size: int) -> None:
+        if start + size >= total:
+            assert kills_done.wait(120), "the kills never finished"
 
     def acking_client() -> None:
         """Bursts of events over the socket, to the spool when the sidecar is not there."""
         client = AckingClient(sock, spool)
         for start in range(0, total, burst):
+            before_the_last(start, burst)
             if client.sock is None:
                 client.connect()
             client.send([event_line(i) for i in range(start, start + burst)])
@@ -135,6 +143,7 @@ def test_b_kill_9_at_random_points_loses_nothing(tmp_path: Path, writer: str) ->
         from floe_dagster.emitter import EventEmitter
 
         for first in range(0, total, step):
+            before_the_last(first, step)
             emitter = EventEmitter(spool, sock, ack_timeout_s=2.0)
             for i in range(first, first + step):
                 emitter.emit(make_event(i))
@@ -148,6 +157,7 @@ def test_b_kill_9_at_random_points_loses_nothing(tmp_path: Path, writer: str) ->
         """Straight to the spool (no socket): duplicates can only come from the sink side."""
         with SpoolWriter(spool, prefix="adapter") as w:
             for start in range(0, total, burst):
+                before_the_last(start, burst)
                 w.append(b"".join(event_line(i) for i in range(start, start + burst)))
                 state["sent"] = start + burst
                 time.sleep(0.02)
@@ -170,11 +180,13 @@ def test_b_kill_9_at_random_points_loses_nothing(tmp_path: Path, writer: str) ->
             sidecar.kill()  # SIGKILL: no cleanup at all
             sidecar = SidecarProcess(tmp_path, *args)
             sidecar.wait_listening()
-        assert not state["done"], "the stream ended before the last kill: slow it down"
+        assert not state["done"], "the stream ended before the last kill"
+        kills_done.set()
         thread.join(120)
         assert state["done"]
         assert sidecar.terminate() == 0
     finally:
+        kills_done.set()
         if sidecar.alive():
             sidecar.kill()
     done = run_sidecar("--spool", spool, "--once", "--no-default-sinks", "--sink", f"file:{out}")
