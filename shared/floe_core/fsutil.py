@@ -32,15 +32,20 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True, sync_dir: boo
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.fchmod(fd, 0o600)  # owner-only even if a stale temporary file had another mode
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.fchmod(fd, 0o600)  # owner-only even if a stale temporary file had another mode
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk or an I/O error part-way: the target is untouched; leave no torn copy.
+        tmp.unlink(missing_ok=True)
+        raise
     if durable and sync_dir:
         fsync_dir(path.parent)
 

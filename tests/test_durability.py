@@ -1,0 +1,224 @@
+"""What a crash, a full disk or a concurrent reader must not cost: the atomic replace is durable
+and never torn, a segment replaced under its name is not retired unread, and a fresh segment is
+never taken for a sealed one.
+
+Each test here fails on one realistic bug (a mutant) the rest of the suite let through: the
+fsync dropped, a write in place, the inode check of retention dropped, the flock taken after the
+rename that makes a segment visible.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from floe_core import fsutil, spool
+from floe_core.spool import SpoolWriter, is_sealed, list_segments
+from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
+from floe_sidecar.engine.retention import retire_segments
+
+
+class FsyncSpy:
+    """Records, in order, which file (by inode) each ``fsync`` and each ``os.replace`` touched."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[str, int]] = []
+        real_fsync, real_replace = os.fsync, os.replace
+
+        def fsync(fd: int) -> None:
+            info = os.fstat(fd)
+            kind = "fsync-dir" if stat.S_ISDIR(info.st_mode) else "fsync"
+            self.calls.append((kind, info.st_ino))
+            real_fsync(fd)
+
+        def replace(src: str | Path, dst: str | Path) -> None:
+            self.calls.append(("replace", os.stat(src).st_ino))
+            real_replace(src, dst)
+
+        monkeypatch.setattr(fsutil.os, "fsync", fsync)
+        monkeypatch.setattr(fsutil.os, "replace", replace)
+
+
+# -- atomic_write: durable, and never torn -------------------------------------------------------
+
+
+def test_a_durable_atomic_write_fsyncs_the_new_file_before_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "profiles.yml"
+    target.write_bytes(b"old")
+    spy = FsyncSpy(monkeypatch)
+    fsutil.atomic_write(target, b"new")
+    new_inode = target.stat().st_ino
+    assert spy.calls == [("fsync", new_inode), ("replace", new_inode)]
+    assert target.read_bytes() == b"new"
+
+
+def test_sync_dir_also_fsyncs_the_directory_after_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "released.json"
+    spy = FsyncSpy(monkeypatch)
+    fsutil.atomic_write(target, b"{}", sync_dir=True)
+    new_inode = target.stat().st_ino
+    assert spy.calls == [
+        ("fsync", new_inode),
+        ("replace", new_inode),
+        ("fsync-dir", tmp_path.stat().st_ino),
+    ]
+
+
+def test_a_non_durable_atomic_write_skips_every_fsync_but_still_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "page.html"
+    spy = FsyncSpy(monkeypatch)
+    fsutil.atomic_write(target, b"<html>", durable=False, sync_dir=True)
+    assert spy.calls == [("replace", target.stat().st_ino)]
+
+
+def test_the_cursor_is_saved_durably(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.json"
+    spy = FsyncSpy(monkeypatch)
+    save_cursor(path, Cursor(owner="s"))
+    assert spy.calls == [("fsync", path.stat().st_ino), ("replace", path.stat().st_ino)]
+
+
+def test_a_write_that_fails_part_way_leaves_the_old_cursor_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.json"
+    old = Cursor(owner="s", positions={"a.ndjson": SegmentPosition(ino=1, dev=2, offset=30)})
+    old.delivered = 7
+    save_cursor(path, old)
+    before = path.read_bytes()
+    real_write = os.write
+    writes: list[int] = []
+
+    def disk_fills(fd: int, data: bytes | memoryview) -> int:
+        """The first call writes half, the second finds the disk full."""
+        writes.append(len(data))
+        if len(writes) == 1:
+            return real_write(fd, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fsutil.os, "write", disk_fills)
+    new = Cursor(owner="s", positions={"a.ndjson": SegmentPosition(ino=1, dev=2, offset=900)})
+    with pytest.raises(OSError, match="No space left"):
+        save_cursor(path, new)
+    monkeypatch.undo()
+    assert len(writes) == 2  # it did write part of the new cursor somewhere
+    assert path.read_bytes() == before
+    msgspec.json.decode(path.read_bytes())  # parseable
+    back = load_cursor(path, "s")
+    assert back.positions["a.ndjson"].offset == 30 and back.delivered == 7
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["c.json"]  # the torn temporary file is gone
+
+
+def test_a_failed_atomic_write_of_a_new_file_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, data: bytes | memoryview) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fsutil.os, "write", full)
+    with pytest.raises(OSError):
+        fsutil.atomic_write(tmp_path / "compiled_artifacts.json", b"{}")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- retention: the segment by identity, not by name ---------------------------------------------
+
+
+def _segment(directory: Path, name: str, data: bytes) -> Path:
+    directory.mkdir(mode=0o700, exist_ok=True)
+    path = directory / name
+    path.write_bytes(data)
+    return path
+
+
+def _position_at_end(path: Path) -> SegmentPosition:
+    st = path.stat()
+    return SegmentPosition(ino=st.st_ino, dev=st.st_dev, offset=st.st_size)
+
+
+def test_a_segment_replaced_by_a_shorter_one_is_not_retired_unread(tmp_path: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    name = "20260101T000000.000000001-adapter-1-aaaaaa.ndjson"
+    path = _segment(spool_dir, name, b'{"old": 1}\n' * 10)
+    read_to_the_end = {name: _position_at_end(path)}
+    keep_old_inode = tmp_path / "old-inode"
+    os.link(path, keep_old_inode)  # the old file lives on, so the new one gets another inode
+    replacement = spool_dir / ".replacement"
+    replacement.write_bytes(b'{"new": 1}\n')
+    os.replace(replacement, path)
+    assert path.stat().st_ino != keep_old_inode.stat().st_ino
+    assert path.stat().st_size < read_to_the_end[name].offset
+
+    assert retire_segments(spool_dir, [read_to_the_end]) == []
+    assert path.read_bytes() == b'{"new": 1}\n'
+    # Once a sink has read the new file to its end, it goes.
+    assert retire_segments(spool_dir, [{name: _position_at_end(path)}]) == [name]
+    assert not path.exists()
+
+
+def test_the_same_inode_on_another_device_is_another_file(tmp_path: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    name = "20260101T000000.000000001-adapter-1-aaaaaa.ndjson"
+    path = _segment(spool_dir, name, b'{"a": 1}\n')
+    end = _position_at_end(path)
+    elsewhere = SegmentPosition(ino=end.ino, dev=end.dev + 1, offset=end.offset)
+    assert retire_segments(spool_dir, [{name: elsewhere}]) == []
+    assert retire_segments(spool_dir, [{name: end}, {name: elsewhere}]) == []
+    assert path.exists()
+
+
+def test_a_segment_is_retired_exactly_at_its_end_and_not_before(tmp_path: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    name = "20260101T000000.000000001-adapter-1-aaaaaa.ndjson"
+    path = _segment(spool_dir, name, b'{"a": 1}\n{"b": 2}\n')
+    end = _position_at_end(path)
+    short = SegmentPosition(ino=end.ino, dev=end.dev, offset=end.offset - 1)
+    assert retire_segments(spool_dir, [{name: short}]) == []
+    assert retire_segments(spool_dir, [{name: end}, {}]) == []  # a sink that never read it
+    assert retire_segments(spool_dir, [{name: end}, {name: end}]) == [name]
+
+
+# -- the spool writer: locked before it is visible -----------------------------------------------
+
+
+def test_a_new_segment_is_locked_before_it_becomes_visible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the rename that makes a segment visible and the writer's first append, a reader
+    must see it unsealed and retention must keep it: else it is retired, and the writer appends
+    to an unlinked file (every event of the step lost)."""
+    spool_dir = tmp_path / "spool"
+    real_rename = os.rename
+    seen_in_the_window: list[tuple[bool, list[str]]] = []
+
+    def rename_then_look(src: str | Path, dst: str | Path) -> None:
+        real_rename(src, dst)
+        visible = Path(dst)
+        if visible.parent == spool_dir and not visible.name.startswith("."):
+            # Every sink is done with everything it knows: only the lock protects this one.
+            seen_in_the_window.append((is_sealed(visible), retire_segments(spool_dir, [{}])))
+
+    monkeypatch.setattr(spool.os, "rename", rename_then_look)
+    with SpoolWriter(spool_dir, prefix="adapter") as writer:
+        writer.append(b'{"n": 1}\n')
+        segment = writer.segment
+        assert segment is not None
+        assert not is_sealed(segment)
+    monkeypatch.undo()
+    assert seen_in_the_window == [(False, [])]
+    assert [p.name for p in list_segments(spool_dir)] == [segment.name]
+    assert segment.read_bytes() == b'{"n": 1}\n'
+    assert is_sealed(segment)  # closed: now it is sealed
