@@ -278,7 +278,8 @@ class Sidecar:
                 await runner.run(self._draining)
                 return
             except Exception as exc:
-                runner.stats.last_error = f"runner crashed: {type(exc).__name__}: {exc}"
+                cause = _sole_cause(exc)
+                runner.stats.last_error = f"runner crashed: {type(cause).__name__}: {cause}"
                 runner.stats.last_error_at = time.time()
                 log.exception(
                     "sink runner failed unexpectedly; restarting it from its cursor",
@@ -589,3 +590,10 @@ class Sidecar:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _sole_cause(exc: BaseException) -> BaseException:
+    """The one error inside task-group wrappers, so the status names the bug, not the group."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
