@@ -20,9 +20,7 @@ TEST_ID = "test.shop.unique_orders_order_id"
 def finished_test(**changes: Any) -> NodeFinished:
     """The example run's finished ``unique`` test on orders, with ``changes``."""
     [event] = [
-        e
-        for e in shop_events()
-        if isinstance(e, NodeFinished) and e.node.unique_id == TEST_ID
+        e for e in shop_events() if isinstance(e, NodeFinished) and e.node.unique_id == TEST_ID
     ]
     return msgspec.structs.replace(event, **changes)
 
