@@ -20,6 +20,7 @@ import pytest
 from floe_core import fsutil, spool
 from floe_core.spool import SpoolWriter, is_sealed, list_segments
 from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
+from floe_sidecar.engine import retention
 from floe_sidecar.engine.retention import retire_segments
 
 
@@ -222,3 +223,63 @@ def test_a_new_segment_is_locked_before_it_becomes_visible(
     assert [p.name for p in list_segments(spool_dir)] == [segment.name]
     assert segment.read_bytes() == b'{"n": 1}\n'
     assert is_sealed(segment)  # closed: now it is sealed
+
+
+# -- archiving: the copy is whole and durable before the segment goes ----------------------------
+
+
+def test_archiving_across_file_systems_copies_durably_then_unlinks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool_dir, archive = tmp_path / "spool", tmp_path / "archive" / "spool"
+    name = "20260101T000000.000000001-adapter-1-aaaaaa.ndjson"
+    data = b'{"a": 1}\n' * 50
+    path = _segment(spool_dir, name, data)
+    real_rename = os.rename
+
+    def other_file_system(src: str | Path, dst: str | Path) -> None:
+        if Path(src) == path:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(retention.os, "rename", other_file_system)
+    spy = FsyncSpy(monkeypatch)
+    assert retire_segments(spool_dir, [{name: _position_at_end(path)}], archive_dir=archive) == [
+        name
+    ]
+    archived = archive / name
+    assert archived.read_bytes() == data and not path.exists()
+    assert [p.name for p in archive.iterdir()] == [name]  # no temporary copy left
+    assert stat.S_IMODE(archived.stat().st_mode) == 0o600
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o700
+    # The copy is on disk before the original goes; both directory changes are made durable.
+    assert spy.calls[0] == ("fsync", archived.stat().st_ino)
+    assert ("fsync-dir", archive.stat().st_ino) in spy.calls
+    assert spy.calls[-1] == ("fsync-dir", spool_dir.stat().st_ino)
+
+
+def test_an_archive_that_cannot_be_written_keeps_the_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool_dir, archive = tmp_path / "spool", tmp_path / "archive"
+    name = "20260101T000000.000000001-adapter-1-aaaaaa.ndjson"
+    path = _segment(spool_dir, name, b'{"a": 1}\n')
+
+    def refused(src: str | Path, dst: str | Path) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(retention.os, "rename", refused)
+    with pytest.raises(PermissionError):
+        retire_segments(spool_dir, [{name: _position_at_end(path)}], archive_dir=archive)
+    assert path.read_bytes() == b'{"a": 1}\n'
+
+
+def test_archiving_into_an_existing_archive_on_the_same_file_system(tmp_path: Path) -> None:
+    spool_dir, archive = tmp_path / "spool", tmp_path / "archive"
+    archive.mkdir(mode=0o700)
+    names = [f"20260101T00000{i}.000000001-adapter-1-aaaaaa.ndjson" for i in range(2)]
+    positions = {n: _position_at_end(_segment(spool_dir, n, b'{"n": 1}\n')) for n in names}
+    inodes = {n: p.ino for n, p in positions.items()}
+    assert retire_segments(spool_dir, [positions], archive_dir=archive) == names
+    assert {n: (archive / n).stat().st_ino for n in names} == inodes  # renamed, not copied
+    assert list_segments(spool_dir) == []
