@@ -19,8 +19,8 @@ import pytest
 
 from floe_core import fsutil, spool
 from floe_core.spool import SpoolWriter, is_sealed, list_segments
-from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
 from floe_sidecar.engine import retention
+from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
 from floe_sidecar.engine.retention import retire_segments
 
 
