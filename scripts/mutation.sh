@@ -14,7 +14,9 @@ root=$PWD
 [ -x .venv/bin/python ] || scripts/setup.sh
 .venv/bin/uv sync --quiet --locked --inexact --all-extras --group mutation
 stage="$root/.mutation"
-mkdir -p "$stage/src" "$stage/mutants"
+# mutants/src must exist before Python starts: a PYTHONPATH entry missing at start-up is never
+# searched afterwards (the import system caches its absence).
+mkdir -p "$stage/src" "$stage/mutants/src"
 copy() { rsync -a --delete --exclude __pycache__ --exclude target --exclude .floe "$@"; }
 copy shared/floe_core/ "$stage/src/floe_core/"
 copy sidecar/floe_sidecar/ "$stage/src/floe_sidecar/"
