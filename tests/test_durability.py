@@ -10,6 +10,7 @@ rename that makes a segment visible.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 from pathlib import Path
@@ -283,3 +284,43 @@ def test_archiving_into_an_existing_archive_on_the_same_file_system(tmp_path: Pa
     assert retire_segments(spool_dir, [positions], archive_dir=archive) == names
     assert {n: (archive / n).stat().st_ino for n in names} == inodes  # renamed, not copied
     assert list_segments(spool_dir) == []
+
+
+def test_one_segment_that_must_stay_does_not_hold_back_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segment still being read, still being written or already gone is skipped, not a stop:
+    the segments after it are retired in the same pass (else the spool only grows)."""
+    spool_dir = tmp_path / "spool"
+    unread, written, done = (
+        f"20260101T00000{i}.000000001-adapter-1-aaaaaa.ndjson" for i in range(3)
+    )
+    unread_path = _segment(spool_dir, unread, b"{}\n")
+    positions = {
+        unread: SegmentPosition(ino=unread_path.stat().st_ino, dev=unread_path.stat().st_dev),
+        written: _position_at_end(_segment(spool_dir, written, b"{}\n")),
+        done: _position_at_end(_segment(spool_dir, done, b"{}\n")),
+    }
+    real_list = retention.list_segments
+    ghost = spool_dir / "20260101T000000.000000000-adapter-1-gone00.ndjson"
+    monkeypatch.setattr(retention, "list_segments", lambda d: [ghost, *real_list(d)])
+    writer_fd = os.open(spool_dir / written, os.O_RDONLY)
+    try:
+        fcntl.flock(writer_fd, fcntl.LOCK_EX)  # a writer still appends to it
+        assert retire_segments(spool_dir, [positions]) == [done]
+    finally:
+        os.close(writer_fd)
+    assert sorted(p.name for p in list_segments(spool_dir)) == [unread, written]
+
+
+def test_the_spool_writer_fsyncs_its_segment_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = FsyncSpy(monkeypatch)
+    with SpoolWriter(tmp_path / "spool") as writer:
+        writer.fsync()  # nothing open yet: nothing to sync
+        assert spy.calls == []
+        writer.append(b'{"n": 1}\n')
+        writer.fsync()
+        assert writer.segment is not None
+        assert spy.calls == [("fsync", writer.segment.stat().st_ino)]
