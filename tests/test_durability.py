@@ -324,3 +324,42 @@ def test_the_spool_writer_fsyncs_its_segment_when_asked(
         writer.fsync()
         assert writer.segment is not None
         assert spy.calls == [("fsync", writer.segment.stat().st_ino)]
+
+
+def test_a_segment_that_changed_as_it_was_sealed_is_kept_and_the_next_still_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The size read before the seal check may be stale (a last append, a replacement): such a
+    segment waits for the next pass, and a segment another process removed meanwhile is not an
+    error; neither stops the pass."""
+    spool_dir = tmp_path / "spool"
+    grew, vanished, done = (
+        f"20260101T00000{i}.000000001-adapter-1-aaaaaa.ndjson" for i in range(3)
+    )
+    positions = {
+        n: _position_at_end(_segment(spool_dir, n, b"{}\n")) for n in (grew, vanished, done)
+    }
+    real_sealed, real_unlink = retention.is_sealed, os.unlink
+
+    def last_append_then_seal(path: Path) -> bool:
+        if path.name == grew:
+            with path.open("ab") as late:
+                late.write(b'{"late": 1}\n')
+        return real_sealed(path)
+
+    def removed_by_another(path: str | Path) -> None:
+        if Path(path).name == vanished:
+            real_unlink(path)
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+        real_unlink(path)
+
+    monkeypatch.setattr(retention, "is_sealed", last_append_then_seal)
+    monkeypatch.setattr(retention.os, "unlink", removed_by_another)
+    with caplog.at_level("DEBUG", logger="floe_sidecar.engine.retention"):
+        assert retire_segments(spool_dir, [positions]) == [done]
+    monkeypatch.undo()
+    assert [p.name for p in list_segments(spool_dir)] == [grew]
+    assert (spool_dir / grew).read_bytes() == b'{}\n{"late": 1}\n'
+    [record] = [r for r in caplog.records if r.name == "floe_sidecar.engine.retention"]
+    assert record.getMessage() == "segments retired" and record.levelname == "DEBUG"
+    assert (record.count, record.archived) == (1, False)  # type: ignore[attr-defined]
