@@ -475,3 +475,46 @@ def test_reading_a_missing_file_finds_no_record(tmp_path: Path) -> None:
     assert read_deadletter(tmp_path / "none.ndjson") == []
     (tmp_path / "blank.ndjson").write_bytes(b"\n \n")
     assert read_deadletter(tmp_path / "blank.ndjson") == []
+
+
+# -- append_lines: durable by default, and a write-only file still gets the lines ----------------
+
+
+def test_appended_lines_are_durable_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "out" / "lineage.ndjson"
+    spy = FsyncSpy(monkeypatch)
+    fsutil.append_lines(path, b'{"a": 1}\n')
+    assert spy.calls == [("fsync", path.stat().st_ino)]
+    fsutil.append_lines(path, b'{"b": 2}\n', durable=False)
+    fsutil.append_lines(Path(os.devnull), b'{"c": 3}\n')  # not a regular file: never synced
+    assert len(spy.calls) == 1
+    assert path.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_a_file_that_cannot_be_read_is_appended_to_without_the_repair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file this process may write but not read: the lines still land, durably; only the
+    torn-line repair, which must read the last byte, is skipped."""
+    torn, created = tmp_path / "torn.ndjson", tmp_path / "new.ndjson"
+    torn.write_bytes(b'{"a": 1}\n{"torn"')
+    real_open = os.open
+
+    def write_only(path: str | Path, flags: int, mode: int = 0o777) -> int:
+        if flags & os.O_RDWR:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(fsutil.os, "open", write_only)
+    spy = FsyncSpy(monkeypatch)
+    fsutil.append_lines(torn, b'{"b": 2}\n')
+    fsutil.append_lines(created, b'{"c": 3}\n')
+    monkeypatch.undo()
+    assert torn.read_bytes() == b'{"a": 1}\n{"torn"{"b": 2}\n'
+    assert created.read_bytes() == b'{"c": 3}\n'
+    assert stat.S_IMODE(created.stat().st_mode) == 0o600
+    assert [kind for kind, _ in spy.calls] == ["fsync", "fsync"]
