@@ -518,3 +518,14 @@ def test_a_file_that_cannot_be_read_is_appended_to_without_the_repair(
     assert created.read_bytes() == b'{"c": 3}\n'
     assert stat.S_IMODE(created.stat().st_mode) == 0o600
     assert [kind for kind, _ in spy.calls] == ["fsync", "fsync"]
+
+
+def test_a_segment_that_reached_its_size_limit_gets_no_more_lines(tmp_path: Path) -> None:
+    """Rotation at the limit, not one write past it: a segment never exceeds the limit by more
+    than the one write that reached it."""
+    with SpoolWriter(tmp_path / "spool", max_segment_bytes=10) as writer:
+        writer.append(b"012345678\n")  # exactly 10 bytes: full
+        writer.append(b"a\n")
+        writer.append(b"b\n")
+    sizes = [p.stat().st_size for p in list_segments(tmp_path / "spool")]
+    assert sizes == [10, 4]
