@@ -14,7 +14,10 @@ import errno
 import fcntl
 import json
 import os
+import re
 import stat
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -529,3 +532,84 @@ def test_a_segment_that_reached_its_size_limit_gets_no_more_lines(tmp_path: Path
         writer.append(b"b\n")
     sizes = [p.stat().st_size for p in list_segments(tmp_path / "spool")]
     assert sizes == [10, 4]
+
+
+def test_a_short_write_is_finished_not_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk may take part of a write (nearly full, a signal): the rest follows, so no line is
+    cut short."""
+    real_write = os.write
+
+    def short_first(fd: int, data: bytes | memoryview) -> int:
+        return real_write(fd, bytes(data)[: max(1, len(data) // 3)])
+
+    monkeypatch.setattr(spool.os, "write", short_first)
+    with SpoolWriter(tmp_path / "spool") as writer:
+        writer.append(b'{"n": 1}\n{"n": 2}\n')
+        segment = writer.segment
+    monkeypatch.undo()
+    assert segment is not None and segment.read_bytes() == b'{"n": 1}\n{"n": 2}\n'
+
+
+def test_rotation_counts_every_write_of_the_segment(tmp_path: Path) -> None:
+    with SpoolWriter(tmp_path / "spool", max_segment_bytes=10) as writer:
+        for _ in range(3):
+            writer.append(b"01234\n")
+    assert [p.stat().st_size for p in list_segments(tmp_path / "spool")] == [12, 6]
+
+
+def test_segment_names_sort_by_their_utc_creation_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readers take segments in name order, so the name starts with the UTC time (whatever the
+    machine's time zone), then nanoseconds, the writer's prefix and pid, and a random token."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        before = datetime.now(UTC).replace(microsecond=0)
+        with SpoolWriter(tmp_path / "spool", prefix="adapter") as writer:
+            writer.append(b"{}\n")
+            name = writer.segment.name if writer.segment else ""
+        after = datetime.now(UTC)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    match = re.fullmatch(
+        rf"(\d{{8}}T\d{{6}})\.(\d{{9}})-adapter-{os.getpid()}-([0-9a-f]{{6}})\.ndjson", name
+    )
+    assert match is not None, name
+    stamp = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    assert before <= stamp <= after
+
+
+def test_a_segment_is_opened_for_appending_only(tmp_path: Path) -> None:
+    with SpoolWriter(tmp_path / "spool") as writer:
+        writer.append(b"{}\n")
+        assert writer._fd is not None
+        flags = fcntl.fcntl(writer._fd, fcntl.F_GETFL)
+    assert flags & os.O_APPEND and flags & os.O_ACCMODE == os.O_WRONLY
+
+
+def test_a_segment_that_cannot_be_locked_is_not_used_and_the_error_is_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(spool.fcntl, "flock", no_locks)
+    writer = SpoolWriter(tmp_path / "spool")
+    with pytest.raises(OSError, match="No locks available"):
+        writer.append(b"{}\n")
+    monkeypatch.undo()
+    assert writer._fd is None and list_segments(tmp_path / "spool") == []
+    writer.append(b"{}\n")  # the next append tries a new segment
+    writer.close()
+    assert len(list_segments(tmp_path / "spool")) == 1
+
+
+def test_absorbed_records_are_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spy = FsyncSpy(monkeypatch)
+    path = tmp_path / "deadletter.ndjson"
+    DeadLetter(path).absorb(b'{"kind": "note"}\n')
+    assert spy.calls == [("fsync", path.stat().st_ino)]
