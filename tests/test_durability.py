@@ -26,7 +26,13 @@ import pytest
 from floe_core import fsutil, spool
 from floe_core.spool import SpoolWriter, is_sealed, list_segments
 from floe_sidecar.engine import retention
-from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor, save_cursor
+from floe_sidecar.engine.cursor import (
+    Cursor,
+    SegmentPosition,
+    fingerprint,
+    load_cursor,
+    save_cursor,
+)
 from floe_sidecar.engine.deadletter import (
     DeadLetter,
     DeadLetterRecord,
@@ -34,6 +40,10 @@ from floe_sidecar.engine.deadletter import (
     restore_line,
 )
 from floe_sidecar.engine.retention import retire_segments
+
+#: Pinned: saved cursors hold these (blake2b, 8 bytes, of a segment's first bytes).
+FINGERPRINT_OF_A_LINE = "b46704131ea8423f"
+FINGERPRINT_OF_NOTHING = "e4a6a0577479b2b4"
 
 
 class FsyncSpy:
@@ -613,3 +623,54 @@ def test_absorbed_records_are_durable(tmp_path: Path, monkeypatch: pytest.Monkey
     path = tmp_path / "deadletter.ndjson"
     DeadLetter(path).absorb(b'{"kind": "note"}\n')
     assert spy.calls == [("fsync", path.stat().st_ino)]
+
+
+# -- the spool directory: owner-only from the moment it exists -----------------------------------
+
+
+def test_a_new_spool_directory_is_created_owner_only_with_its_parents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chmods: list[tuple[str, int]] = []
+    real_chmod = os.chmod
+    monkeypatch.setattr(
+        spool.os, "chmod", lambda p, m: (chmods.append((str(p), m)), real_chmod(p, m))
+    )
+    directory = spool.ensure_spool_dir(tmp_path / "a" / "b" / "spool")
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert chmods == []  # owner-only from its creation, not only after a chmod
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (0o755, 0o700),
+        (0o777, 0o700),
+        (0o750, 0o700),
+        (0o654, 0o600),
+        (0o700, 0o700),
+        (0o600, 0o600),
+    ],
+)
+def test_an_existing_spool_directory_loses_what_others_could_do(
+    tmp_path: Path, before: int, after: int
+) -> None:
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    os.chmod(directory, before)
+    spool.ensure_spool_dir(directory)
+    assert stat.S_IMODE(directory.stat().st_mode) == after
+
+
+def test_a_writer_has_no_segment_until_its_first_append(tmp_path: Path) -> None:
+    writer = SpoolWriter(tmp_path / "spool")
+    assert writer.segment is None and writer.prefix == "events"
+    writer.append(b"{}\n")
+    writer.close()
+    assert writer.segment is not None and f"-events-{os.getpid()}-" in writer.segment.name
+
+
+def test_the_segment_fingerprint_keeps_its_format() -> None:
+    """Saved cursors hold it: a change would make every sink read every segment again."""
+    assert fingerprint(b'{"event_id": 1}\n') == FINGERPRINT_OF_A_LINE
+    assert fingerprint(b"") == FINGERPRINT_OF_NOTHING
