@@ -48,19 +48,25 @@ def main() -> int:
         if status in ("survived", "no tests"):
             survivors.append(f"{name}: {status}")
     total: Counter[str] = Counter()
-    print(f"{'module':55} {'killed':>7} {'timeout':>7} {'survived':>8} {'equiv':>6} {'no test':>7}")
+    print(
+        f"{'module':42} {'killed':>7} {'timeout':>7} {'survived':>8} {'equiv':>6} "
+        f"{'no test':>7} {'not run':>7}"
+    )
     for module in sorted(by_module):
         c = by_module[module]
         total.update(c)
         print(
-            f"{module:55} {c['killed']:7} {c['timeout']:7} {c['survived']:8} "
-            f"{c['equivalent']:6} {c['no tests']:7}"
+            f"{module:42} {c['killed']:7} {c['timeout']:7} {c['survived']:8} "
+            f"{c['equivalent']:6} {c['no tests']:7} {c['not checked']:7}"
         )
     caught = total["killed"] + total["timeout"]
     live = caught + total["survived"] + total["no tests"]
     rate = 100 * caught / live if live else 0.0
-    print(f"killed {caught} of {live} non-equivalent mutants: {rate:.1f} %")
-    print(f"({total['equivalent']} equivalent survivors set aside; {sum(total.values())} in all)")
+    print(f"killed {caught} of {live} non-equivalent mutants run: {rate:.1f} %")
+    print(
+        f"({total['equivalent']} equivalent survivors set aside; {total['not checked']} of "
+        f"{sum(total.values())} mutants not run yet)"
+    )
     for line in survivors:
         print("  " + line)
     return 0

@@ -674,3 +674,22 @@ def test_the_segment_fingerprint_keeps_its_format() -> None:
     """Saved cursors hold it: a change would make every sink read every segment again."""
     assert fingerprint(b'{"event_id": 1}\n') == FINGERPRINT_OF_A_LINE
     assert fingerprint(b"") == FINGERPRINT_OF_NOTHING
+
+
+def test_the_nanosecond_field_of_a_name_is_the_clocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = 1_796_000_000_999_999_999  # the last nanosecond of a second
+    monkeypatch.setattr(spool.time, "time_ns", lambda: clock)
+    with SpoolWriter(tmp_path / "spool") as writer:
+        writer.append(b"{}\n")
+        name = writer.segment.name if writer.segment else ""
+    assert name.split("-", 1)[0].split(".")[1] == "999999999"
+
+
+def test_a_segment_fills_to_exactly_its_limit(tmp_path: Path) -> None:
+    with SpoolWriter(tmp_path / "spool", max_segment_bytes=10) as writer:
+        writer.append(b"01234567\n")  # 9 bytes: one to go
+        writer.append(b"\n")
+        writer.append(b"a\n")
+    assert [p.stat().st_size for p in list_segments(tmp_path / "spool")] == [10, 2]
