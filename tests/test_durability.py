@@ -322,9 +322,9 @@ def test_one_segment_that_must_stay_does_not_hold_back_the_others(
         written: _position_at_end(_segment(spool_dir, written, b"{}\n")),
         done: _position_at_end(_segment(spool_dir, done, b"{}\n")),
     }
-    real_list = retention.list_segments
-    ghost = spool_dir / "20260101T000000.000000000-adapter-1-gone00.ndjson"
-    monkeypatch.setattr(retention, "list_segments", lambda d: [ghost, *real_list(d)])
+    real_list = retention.list_segment_names
+    ghost = "20260101T000000.000000000-adapter-1-gone00.ndjson"
+    monkeypatch.setattr(retention, "list_segment_names", lambda d: [ghost, *real_list(d)])
     writer_fd = os.open(spool_dir / written, os.O_RDONLY)
     try:
         fcntl.flock(writer_fd, fcntl.LOCK_EX)  # a writer still appends to it
@@ -360,13 +360,14 @@ def test_a_segment_that_changed_as_it_was_sealed_is_kept_and_the_next_still_goes
     positions = {
         n: _position_at_end(_segment(spool_dir, n, b"{}\n")) for n in (grew, vanished, done)
     }
-    real_sealed, real_unlink = retention.is_sealed, os.unlink
+    real_sealed, real_unlink = retention.fd_is_sealed, os.unlink
+    grew_ino = (spool_dir / grew).stat().st_ino
 
-    def last_append_then_seal(path: Path) -> bool:
-        if path.name == grew:
-            with path.open("ab") as late:
+    def last_append_then_seal(fd: int) -> bool:
+        if os.fstat(fd).st_ino == grew_ino:
+            with (spool_dir / grew).open("ab") as late:
                 late.write(b'{"late": 1}\n')
-        return real_sealed(path)
+        return real_sealed(fd)
 
     def removed_by_another(path: str | Path) -> None:
         if Path(path).name == vanished:
@@ -374,7 +375,7 @@ def test_a_segment_that_changed_as_it_was_sealed_is_kept_and_the_next_still_goes
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
         real_unlink(path)
 
-    monkeypatch.setattr(retention, "is_sealed", last_append_then_seal)
+    monkeypatch.setattr(retention, "fd_is_sealed", last_append_then_seal)
     monkeypatch.setattr(retention.os, "unlink", removed_by_another)
     with caplog.at_level("DEBUG", logger="floe_sidecar.engine.retention"):
         assert retire_segments(spool_dir, [positions]) == [done]
