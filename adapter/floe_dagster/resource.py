@@ -43,8 +43,14 @@ from dagster import AssetExecutionContext, DagsterExecutionInterruptedError, OpE
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource
 from packaging import version
 
+from floe_core.fsutil import atomic_write
 from floe_dagster import compat
-from floe_dbt.column_note import CAPTURE_COLUMNS_ENV
+from floe_dbt.column_note import (
+    CAPTURE_COLUMNS_ENV,
+    CAPTURE_SOURCES_ENV,
+    SourcePlan,
+    encode_plan,
+)
 from floe_dbt.runner import RUNNER_MODULE, runner_command
 
 __all__ = [
@@ -185,6 +191,7 @@ class FloeDbtResource(DbtCliResource):
         on_raw_line: RawLineCallback | None = None,
         debug_lines: bool = False,
         capture_columns: bool = False,
+        source_plan: SourcePlan | None = None,
         raise_on_error: bool = True,
     ) -> DbtRun:
         """Start ``dbt <args>`` for the assets selected in ``context``.
@@ -193,7 +200,8 @@ class FloeDbtResource(DbtCliResource):
         events to stdout (for ``on_raw_line``; they never reach dagster-dbt's asset events).
         dbt runs through :mod:`floe_dbt.runner` (dbt's programmatic runner) where this
         interpreter has the dbt to run, else as the ``dbt`` command; ``capture_columns`` makes the
-        runner hand the parent each built relation's real columns (see ``floe_dbt.column_note``).
+        runner hand the parent each built relation's real columns (see ``floe_dbt.column_note``),
+        and those of the sources in ``source_plan`` as the first node that reads one finishes.
         """
         fast = compat.fast_start()
         cli_version = _installed_dbt_version()
@@ -234,6 +242,12 @@ class FloeDbtResource(DbtCliResource):
         runner = runner_command(self.dbt_executable, dbt_env)
         if runner is not None and capture_columns:
             dbt_env[CAPTURE_COLUMNS_ENV] = "1"
+            if source_plan is not None and source_plan.reads:
+                # A file in the step's own target directory: no size limit, gone with it.
+                plan_path = target_path / "floe_source_plan.json"
+                plan_path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(plan_path, encode_plan(source_plan), durable=False)
+                dbt_env[CAPTURE_SOURCES_ENV] = os.fspath(plan_path)
         if params.indirect_selection:
             dbt_env[DBT_INDIRECT_SELECTION_ENV] = params.indirect_selection
         profile_args: list[str] = []

@@ -35,7 +35,7 @@ from floe_core.layout import ProjectPaths
 from floe_core.outcome import node_outcome
 from floe_core.redaction import Redactor
 from floe_dagster.column_metadata import column_metadata
-from floe_dagster.column_notes import NotedColumns
+from floe_dagster.column_notes import NotedColumns, source_plan
 from floe_dagster.compat import asset_events, warn_public_path
 from floe_dagster.dbt_events import DbtEventBuilder, strip_ansi
 from floe_dagster.dbt_logs import LogBudget, LogRecordForwarder, export_level
@@ -322,6 +322,7 @@ def run_dbt_step(
             on_raw_line=observer.on_line if observer else None,
             debug_lines=observer is not None,
             capture_columns=observer is not None,
+            source_plan=source_plan(plan.index) if observer is not None else None,
         )
         if observer is not None:
             observer.builder.target_path = invocation.target_path

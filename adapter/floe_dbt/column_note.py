@@ -14,15 +14,22 @@ import msgspec
 
 __all__ = [
     "CAPTURE_COLUMNS_ENV",
+    "CAPTURE_SOURCES_ENV",
     "MARKER",
     "CapturedRelation",
     "ColumnNote",
+    "SourcePlan",
     "decode",
+    "decode_plan",
     "encode",
+    "encode_plan",
 ]
 
 #: Set to ``1`` in the dbt process's environment to make it capture columns.
 CAPTURE_COLUMNS_ENV = "FLOE_CAPTURE_COLUMNS"
+#: Path of a JSON :class:`SourcePlan` for the dbt process: which sources each node reads.
+CAPTURE_SOURCES_ENV = "FLOE_CAPTURE_SOURCES"
+
 #: What the ``msg`` of a floe column note starts with (no dbt message starts like this).
 MARKER = "floe:columns:"
 
@@ -46,7 +53,18 @@ class ColumnNote(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     seconds: float = 0.0  # how long asking took (for the bench and the logs)
 
 
+class SourcePlan(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """The sources the run's nodes read. No node of the run builds a source, so only the
+    warehouse knows its columns: the dbt process describes each one once, on the connection of
+    the first node that reads it, just before that node's own columns (so before its result)."""
+
+    sources: dict[str, CapturedRelation] = msgspec.field(default_factory=dict)
+    # node unique_id -> the unique_ids of the sources it reads
+    reads: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
+
+
 _encoder = msgspec.json.Encoder()
+_plan_decoder = msgspec.json.Decoder(SourcePlan)
 _decoder = msgspec.json.Decoder(ColumnNote)
 
 
@@ -63,3 +81,12 @@ def decode(message: object) -> ColumnNote | None:
         return _decoder.decode(message[len(MARKER) :])
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
+
+
+def encode_plan(plan: SourcePlan) -> bytes:
+    return _encoder.encode(plan)
+
+
+def decode_plan(data: bytes) -> SourcePlan:
+    """The plan the parent wrote; ``msgspec`` errors for anything else (the caller logs them)."""
+    return _plan_decoder.decode(data)

@@ -30,7 +30,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from floe_dbt.column_note import CAPTURE_COLUMNS_ENV, CapturedRelation, ColumnNote, encode
+from floe_dbt.column_note import (
+    CAPTURE_COLUMNS_ENV,
+    CAPTURE_SOURCES_ENV,
+    CapturedRelation,
+    ColumnNote,
+    SourcePlan,
+    decode_plan,
+    encode,
+)
 
 __all__ = [
     "RESULT_EVENTS",
@@ -64,8 +72,9 @@ class ColumnCapture:
     A failed node is described too (dbt has not said yet that it failed); the parent ignores it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sources: SourcePlan | None = None) -> None:
         self._described: set[str] = set()
+        self._sources = sources or SourcePlan()
 
     def __call__(self, msg: Any) -> None:
         try:
@@ -86,6 +95,8 @@ class ColumnCapture:
             if not relation.alias:
                 return
             self._described.add(node_info.unique_id)
+            own_connection = name == "ConnectionClosed"
+            self._describe_sources(node_info.unique_id, own_connection=own_connection)
             self._describe(
                 node_info.unique_id,
                 CapturedRelation(
@@ -93,10 +104,19 @@ class ColumnCapture:
                     schema=relation.schema or None,
                     identifier=relation.alias,
                 ),
-                own_connection=name == "ConnectionClosed",
+                own_connection=own_connection,
             )
         except Exception:  # the capture must never fail the node it describes
             log.warning("floe: column capture failed", exc_info=True)
+
+    def _describe_sources(self, unique_id: str, *, own_connection: bool) -> None:
+        """The sources ``unique_id`` reads that no earlier node has had described."""
+        for source_id in self._sources.reads.get(unique_id, ()):
+            relation = self._sources.sources.get(source_id)
+            if relation is None or source_id in self._described:
+                continue
+            self._described.add(source_id)
+            self._describe(source_id, relation, own_connection=own_connection)
 
     def _describe(
         self, unique_id: str, relation: CapturedRelation, *, own_connection: bool
@@ -191,6 +211,17 @@ def exit_code(success: bool, exception: BaseException | None) -> int:
     return 1 if exception is None else 2
 
 
+def _source_plan(path: str | None) -> SourcePlan | None:
+    """The parent's plan of which sources to describe; None (sources left out) if unreadable."""
+    if not path:
+        return None
+    try:
+        return decode_plan(Path(path).read_bytes())
+    except Exception:  # columns of sources are a nicety: never a reason for dbt not to run
+        log.warning("floe: cannot read the source plan %s", path, exc_info=True)
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dbt <argv>`` in this process; the exit code the ``dbt`` command would give."""
     from dbt.cli.main import dbtRunner
@@ -198,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     callbacks: list[Callable[[Any], None]] = []
     if os.environ.get(CAPTURE_COLUMNS_ENV) == "1":
-        callbacks.append(ColumnCapture())
+        callbacks.append(ColumnCapture(_source_plan(os.environ.get(CAPTURE_SOURCES_ENV))))
     result = dbtRunner(callbacks=callbacks).invoke(args)
     if result.exception is not None and not isinstance(result.exception, KeyboardInterrupt):
         print(f"dbt: {result.exception}", file=sys.stderr)
