@@ -3,14 +3,29 @@ columns with the types DuckDB and PostgreSQL report, their column lineage (edges
 notation of ``column_lineage_corpus``) and the classifications each column must carry.
 
 ``tests/test_column_lineage_shop.py`` checks it against real dbt builds on both warehouses; the
-sidecar tests build their column-carrying events from it.
+sidecar tests build their column-carrying events from it; ``tests/test_column_lineage_runs.py``
+and ``bench/column_lineage_dbt_ol.py`` score real runs' ``columnLineage`` facets against it
+(:func:`facet_edges`, :func:`truth_edges`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["SHOP", "ShopNode"]
+__all__ = ["SHOP", "FacetEdges", "ShopNode", "facet_edges", "truth_edges"]
+
+#: (per-field edges (output, input table, input column, code), dataset-wide (table, column,
+#: subtype)), names casefolded; codes as in ``column_lineage_corpus``.
+FacetEdges = tuple[set[tuple[str, str, str, str]], set[tuple[str, str, str]]]
+
+_CODES = {
+    ("DIRECT", "IDENTITY"): "I",
+    ("DIRECT", "TRANSFORMATION"): "T",
+    ("DIRECT", "AGGREGATION"): "A",
+    ("INDIRECT", "CONDITIONAL"): "COND",
+    ("INDIRECT", "WINDOW"): "WINDOW",
+}
 
 
 @dataclass(frozen=True)
@@ -211,3 +226,45 @@ SHOP: list[ShopNode] = [
         },
     ),
 ]
+
+
+def truth_edges(node: ShopNode) -> FacetEdges:
+    """The hand-written edges of one node, in :data:`FacetEdges` form."""
+    fields = set()
+    for output, edges in node.fields.items():
+        for edge in edges:
+            source, code = edge.split()
+            table, column = source.split(".")
+            fields.add((output.casefold(), table.casefold(), column.casefold(), code))
+    dataset = set()
+    for edge in node.dataset:
+        source, subtype = edge.split()
+        table, column = source.split(".")
+        dataset.add((table.casefold(), column.casefold(), subtype))
+    return fields, dataset
+
+
+def facet_edges(facet: dict[str, Any]) -> FacetEdges:
+    """The edges of an OpenLineage ``columnLineage`` facet, the input table being the last part
+    of its dataset name. An input field without transformations (dbt-ol's) has the code ``?``."""
+    fields = set()
+    for output, info in (facet.get("fields") or {}).items():
+        for source in info.get("inputFields") or ():
+            table = str(source["name"]).rsplit(".", 1)[-1].casefold()
+            column = str(source["field"]).casefold()
+            for code in _codes(source) or ["?"]:
+                fields.add((output.casefold(), table, column, code))
+    dataset = {
+        (str(s["name"]).rsplit(".", 1)[-1].casefold(), str(s["field"]).casefold(), t["subtype"])
+        for s in facet.get("dataset") or ()
+        for t in s.get("transformations") or ()
+    }
+    return fields, dataset
+
+
+def _codes(source: dict[str, Any]) -> list[str]:
+    out = []
+    for t in source.get("transformations") or ():
+        code = _CODES.get((t.get("type"), t.get("subtype")), f"{t.get('type')}:{t.get('subtype')}")
+        out.append(code + ("M" if t.get("masking") else ""))
+    return out
