@@ -9,18 +9,23 @@ end-to-end behaviour on real dbt output is covered by test_adapter_dagster.py.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from floe_core.events import (
+    Column,
     Connection,
     DagsterRun,
     InvocationFinished,
     InvocationStarted,
+    Node,
     NodeFinished,
     NodeStarted,
+    Relation,
     decode_event,
     encode_event,
 )
+from floe_dagster.columns import CapturedColumns
 from floe_dagster.dbt_events import DbtEventBuilder, dbt_time
 from floe_dagster.manifest import ManifestIndex
 
@@ -204,3 +209,69 @@ def test_owners_are_normalised_to_what_dagster_accepts() -> None:
         "a@example.com",
         "team:data-platform",
     ]
+
+
+# --- columns: what the statement's lineage cannot resolve costs only that --------------------
+
+
+def _finish_a(b: DbtEventBuilder) -> NodeFinished:
+    events = b.handle(line("MainReportVersion", version="=1.11.16"))
+    events += b.handle(line("LogStartLine", node_info=node_info("model.p.a")))
+    done = node_info("model.p.a", node_finished_at="2024-05-01T12:00:02")
+    events += b.handle(
+        line("NodeFinished", "debug", node_info=done, run_result={"status": "success"})
+    )
+    [finished] = [e for e in events if isinstance(e, NodeFinished)]
+    return finished
+
+
+def test_a_statement_lineage_cannot_fully_resolve_keeps_what_it_could(tmp_path: Path) -> None:
+    from floe_sidecar.sinks.openlineage import translate_event
+
+    events_table = Relation(database="db", schema="raw", identifier="events_table")
+    compiled = tmp_path / "compiled" / "p" / "models" / "a.sql"
+    compiled.parent.mkdir(parents=True)
+    # A table function's columns are nobody's to know: r.* cannot be expanded.
+    compiled.write_text(
+        'select e.email, upper(e.kind) as kind, r.* from "db"."raw"."events_table" as e '
+        "cross join generate_series(1, 2) as r"
+    )
+
+    def capture(node: Node) -> CapturedColumns:
+        return CapturedColumns(
+            output=(
+                Column(name="email", data_type="VARCHAR"),
+                Column(name="kind", data_type="VARCHAR"),
+                Column(name="r", data_type="BIGINT"),
+            ),
+            upstream={events_table: (Column(name="email"), Column(name="kind"))},
+        )
+
+    b = builder()
+    b.target_path = tmp_path
+    b.capture_columns = capture
+    finished = _finish_a(b)
+    assert finished.status == "success"
+    assert [c.name for c in finished.output_columns] == ["email", "kind", "r"]
+    assert finished.column_lineage is not None
+    assert finished.column_lineage.errors  # what it could not resolve, said
+    [complete] = translate_event(finished)
+    output = complete["outputs"][0]["facets"]
+    assert set(output["columnLineage"]["fields"]) == {"email", "kind"}
+    [email] = output["columnLineage"]["fields"]["email"]["inputFields"]
+    assert (email["name"], email["field"]) == ("db.raw.events_table", "email")
+    assert complete["run"]["facets"]["extractionError"]["errors"]
+    assert [f["name"] for f in output["schema"]["fields"]] == ["email", "kind", "r"]
+
+
+def test_a_capture_that_raises_costs_the_columns_never_the_event(tmp_path: Path) -> None:
+    def capture(node: Node) -> CapturedColumns:
+        raise RuntimeError("the warehouse went away")
+
+    b = builder()
+    b.target_path = tmp_path
+    b.capture_columns = capture
+    finished = _finish_a(b)
+    assert finished.status == "success" and finished.output_columns == ()
+    assert finished.column_lineage is None
+    assert b.column_errors == ["model.p.a: RuntimeError: the warehouse went away"]

@@ -4,9 +4,9 @@ DuckDB through Dagster, a real sidecar), opened in real headless Chromium with t
 What the page shows is checked against the files the sidecar wrote, read here independently:
 every dataset of the run is a node, the edges are exactly the lineage events' inputs x outputs,
 the failing model is marked failed with dbt's error text, the skipped one skipped, and the
-waterfall lists every span. Column lineage is checked whenever the events carry the
-``columnLineage`` facet: selecting a classified column must highlight exactly the columns its
-facets lead to, downstream. A screenshot of the page is saved (see ``ARTIFACTS``).
+waterfall lists every span. Column lineage: the models' events carry the ``columnLineage`` facet,
+and selecting the seed's pii column must highlight exactly the columns its facets lead to,
+downstream. A screenshot of the page is saved (see ``ARTIFACTS``).
 """
 
 from __future__ import annotations
@@ -148,33 +148,27 @@ def test_the_page_of_a_real_failing_run_in_chromium(shop_run: tuple[Path, str, s
         summary = browser.evaluate("document.getElementById('summary').innerText")
         assert f"{len(spans)}\n" in summary
 
-        # Column lineage, whenever the run's events carry it (issue 12 puts it there).
-        with_lineage = [
-            o for e in events for o in e["outputs"] if (o.get("facets") or {}).get("columnLineage")
-        ]
-        if with_lineage:
-            classified = [
-                (o["name"], tag["field"])
-                for e in events
-                for o in e["outputs"]
-                for tag in ((o.get("facets") or {}).get("tags") or {}).get("tags") or ()
-                if tag.get("key") == "classification"
-                and tag.get("field")
-                and tag.get("source") == "DBT_META"
-            ]
-            start = next(c for c in classified if column_downstream(events, c))
-            expected = column_downstream(events, start)
-            browser.click(f'.node[data-name="{start[0]}"] .col[data-col="{start[1]}"]')
-            browser.wait_for("document.querySelector('.col.c-sel')")
-            down = browser.evaluate(
-                "[...document.querySelectorAll('.col.c-down')].map(c =>"
-                " [c.closest('.node').dataset.name, c.dataset.col])"
-            )
-            assert {(a, b) for a, b in down} == expected
-            details = browser.evaluate("document.getElementById('details').innerText")
-            assert "DIRECT" in details
-        else:
-            print("no columnLineage facet in this run's events: the column check waits for it")
+        # Column lineage: every model of the run carries it; selecting the declared pii column
+        # of the seed highlights exactly the columns its facets lead to, downstream.
+        with_lineage = {
+            o["name"]
+            for e in events
+            for o in e["outputs"]
+            if (o.get("facets") or {}).get("columnLineage")
+        }
+        assert {"shop.main.stg_customers", "shop.main.customers"} <= with_lineage
+        start = ("shop.main_raw.raw_customers", "email")
+        expected = column_downstream(events, start)
+        assert {("shop.main.stg_customers", "email"), ("shop.main.customers", "email")} <= expected
+        browser.click(f'.node[data-name="{start[0]}"] .col[data-col="{start[1]}"]')
+        browser.wait_for("document.querySelector('.col.c-sel')")
+        down = browser.evaluate(
+            "[...document.querySelectorAll('.col.c-down')].map(c =>"
+            " [c.closest('.node').dataset.name, c.dataset.col])"
+        )
+        assert {(a, b) for a, b in down} == expected
+        details = browser.evaluate("document.getElementById('details').innerText")
+        assert "DIRECT/IDENTITY" in details and "pii \u00b7 inherited" in details
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "run-page.png"
