@@ -167,14 +167,15 @@ def check_events(run: ShopRun, validator: LineageValidator) -> None:
             assert set(lineage["fields"]) <= {f["name"] for f in fields}
             inputs = {i["name"] for i in event["inputs"]}
             used = [s for c in lineage["fields"].values() for s in c["inputFields"]]
-            assert {s["name"] for s in used + lineage["dataset"]} <= inputs, truth.unique_id
+            assert {s["name"] for s in used + lineage.get("dataset", [])} <= inputs, truth.unique_id
         classified = {
             column: [
                 (c["classification"], c["origin"], sorted(_short(f) for f in c["from"]))
                 for c in items
             ]
-            for column, items in (facets.get("floe_classifications") or {}).items()
-            if not column.startswith("_")
+            for column, items in (facets.get("floe_classifications") or {})
+            .get("columns", {})
+            .items()
         }
         assert classified == truth.classifications, truth.unique_id
 
@@ -222,10 +223,13 @@ def check_dagster(run: ShopRun) -> None:
     by_identifier = {t.identifier: t.unique_id for t in [*SHOP, *EXTRA]}
 
     def asset_key(identifier: str) -> tuple[str, ...]:
+        """dagster-dbt's default key: a source's name in its source; a node's name under its
+        configured schema (the seeds' ``+schema: raw``), if any."""
         node = nodes[by_identifier[identifier]]
         if node["resource_type"] == "source":
             return (node["source_name"], node["name"])
-        return (node["name"],)
+        schema = (node.get("config") or {}).get("schema")
+        return (schema, node["name"]) if schema else (node["name"],)
 
     instance = dagster.DagsterInstance.from_config(str(run.project / ".floe" / "dagster"))
     try:
