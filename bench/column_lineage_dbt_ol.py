@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 VENV_BIN = Path(sys.executable).parent
 
-from support.adapter import copy_example, prepare, set_prod_schema  # noqa: E402
+from support.adapter import copy_example, env_vars, prepare, set_prod_schema  # noqa: E402
 from support.shop_column_lineage import SHOP, FacetEdges, facet_edges, truth_edges  # noqa: E402
 
 _OBSERVABILITY_ENV = ("FLOE_", "OPENLINEAGE", "OTEL_", "DAGSTER_HOME")
@@ -54,16 +54,8 @@ def floe_run(project: Path, environment: str | None, extra: dict[str, str]) -> l
 
 
 def dbt_ol_build(project: Path, environment: str | None, extra: dict[str, str]) -> list[Any]:
-    saved = {key: os.environ.get(key) for key in extra}
-    os.environ.update(extra)  # dbt parse reads the profile's env_var()s
-    try:
+    with env_vars(extra):  # dbt parse reads the profile's env_var()s
         artifacts = prepare(project, environment)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     out = project / "dbt-ol.ndjson"
     config = project / "openlineage.yml"
     config.write_text(f"transport:\n  type: file\n  log_file_path: {out}\n  append: true\n")
