@@ -39,6 +39,7 @@ from floe_sidecar.engine.deadletter import (
     read_deadletter,
     restore_line,
 )
+from floe_sidecar.engine.reader import SealedEnd, SpoolReader
 from floe_sidecar.engine.retention import retire_segments
 
 #: Pinned: saved cursors hold these (blake2b, 8 bytes, of a segment's first bytes).
@@ -231,8 +232,15 @@ def test_a_new_segment_is_locked_before_it_becomes_visible(
         real_rename(src, dst)
         visible = Path(dst)
         if visible.parent == spool_dir and not visible.name.startswith("."):
-            # Every sink is done with everything it knows: only the lock protects this one.
-            seen_in_the_window.append((is_sealed(visible), retire_segments(spool_dir, [{}])))
+            # A sink's reader reaches the empty segment at once; only the lock tells it that more
+            # is coming (else it would report it sealed, and retention take it on its word).
+            reader = SpoolReader(spool_dir, {})
+            assert reader.read(10) is None
+            sealed = reader.sealed_ends()
+            reader.close()
+            seen_in_the_window.append(
+                (is_sealed(visible), retire_segments(spool_dir, [{}], sealed=sealed))
+            )
 
     monkeypatch.setattr(spool.os, "rename", rename_then_look)
     with SpoolWriter(spool_dir, prefix="adapter") as writer:
@@ -369,11 +377,11 @@ def test_a_segment_that_changed_as_it_was_sealed_is_kept_and_the_next_still_goes
                 late.write(b'{"late": 1}\n')
         return real_sealed(fd)
 
-    def removed_by_another(path: str | Path) -> None:
+    def removed_by_another(path: str | Path, *, dir_fd: int | None = None) -> None:
         if Path(path).name == vanished:
-            real_unlink(path)
+            real_unlink(path, dir_fd=dir_fd)
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
-        real_unlink(path)
+        real_unlink(path, dir_fd=dir_fd)
 
     monkeypatch.setattr(retention, "fd_is_sealed", last_append_then_seal)
     monkeypatch.setattr(retention.os, "unlink", removed_by_another)
@@ -694,3 +702,35 @@ def test_a_segment_fills_to_exactly_its_limit(tmp_path: Path) -> None:
         writer.append(b"\n")
         writer.append(b"a\n")
     assert [p.stat().st_size for p in list_segments(tmp_path / "spool")] == [10, 2]
+
+
+def test_what_the_readers_found_sealed_retires_without_opening_and_stale_word_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader's "sealed at this size" spares retention an open and a lock per segment (a long
+    backlog drains at the cost of an lstat and an unlink each); a word that no longer matches the
+    file (it grew, it was replaced) is not trusted: the seal is checked again."""
+    spool_dir = tmp_path / "spool"
+    known, grew, live = (f"20260101T00000{i}.000000001-adapter-1-aaaaaa.ndjson" for i in range(3))
+    paths = {n: _segment(spool_dir, n, b"{}\n") for n in (known, grew, live)}
+    positions = {n: _position_at_end(p) for n, p in paths.items()}
+    word = {n: SealedEnd(p.ino, p.dev, p.offset) for n, p in positions.items() if n != live}
+    with paths[grew].open("ab") as late:  # appended after the reader's visit
+        late.write(b'{"late": 1}\n')
+    positions[grew] = _position_at_end(paths[grew])  # the sink read the late line too
+    opened: list[str] = []
+    real_sealed_unchanged = retention._sealed_unchanged
+
+    def checked(dir_fd: int, name: str, st: os.stat_result) -> bool:
+        opened.append(name)
+        return real_sealed_unchanged(dir_fd, name, st)
+
+    monkeypatch.setattr(retention, "_sealed_unchanged", checked)
+    writer_fd = os.open(paths[live], os.O_RDONLY)
+    try:
+        fcntl.flock(writer_fd, fcntl.LOCK_EX)  # no reader's word: still written, so it stays
+        assert retire_segments(spool_dir, [positions], sealed=word) == [known, grew]
+    finally:
+        os.close(writer_fd)
+    assert opened == [grew, live]  # the known one was not opened again
+    assert [p.name for p in list_segments(spool_dir)] == [live]

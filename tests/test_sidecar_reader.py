@@ -268,3 +268,37 @@ def test_arbitrary_bytes_every_line_is_delivered_or_dead_lettered_once(
     assert len(read_deadletter(state / "deadletter.ndjson")) == len(records)
     assert load_cursor(state / "collect.json", "collect").delivered == len(want_delivered)
     json.dumps(records)  # the dead-letter file is plain JSON
+
+
+def test_the_reader_tells_which_segments_it_found_sealed_and_read_to_their_end(
+    tmp_path: Path,
+) -> None:
+    """What retention may take on the reader's word: sealed, read to the end, at that size; not a
+    segment it has not reached, nor one its writer still holds. (Whether a sink is done with a
+    segment is its cursor's word, not this.)"""
+    spool = tmp_path / "spool"
+    done = segment(spool, "20260101T000000.000000001-adapter-1-aaaaaa.ndjson", b"a\nb\n")
+    empty = segment(spool, "20260101T000001.000000001-adapter-1-aaaaaa.ndjson", b"")
+    later = segment(spool, "20260101T000002.000000001-adapter-1-aaaaaa.ndjson", b"c\n")
+    writer = SpoolWriter(spool)
+    writer.append(b"live\n")
+    try:
+        reader = SpoolReader(spool, {})
+        first = reader.read(10)
+        assert first is not None and first.lines == [b"a", b"b"]
+        assert set(reader.sealed_ends()) == {done.name}  # the others not reached yet
+        second = reader.read(10)  # past the empty segment, into the third
+        assert second is not None and second.lines == [b"c"]
+        third = reader.read(10)
+        assert third is not None and third.lines == [b"live"]
+        assert reader.read(10) is None
+        ends = reader.sealed_ends()
+        assert ends == {
+            p.name: (p.stat().st_ino, p.stat().st_dev, p.stat().st_size)
+            for p in (done, empty, later)
+        }
+        assert writer.segment is not None and writer.segment.name not in ends  # still written
+        ends.clear()  # a copy: the reader's own record is untouched
+        assert len(reader.sealed_ends()) == 3
+    finally:
+        writer.close()

@@ -28,7 +28,7 @@ import msgspec
 from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.engine.classify import is_permanent
 from floe_sidecar.engine.cursor import NO_STATE, Cursor, SegmentPosition, load_cursor, save_cursor
-from floe_sidecar.engine.reader import SegmentSlice, SpoolReader
+from floe_sidecar.engine.reader import SealedEnd, SegmentSlice, SpoolReader
 from floe_sidecar.engine.undeliverable import Undeliverable
 from floe_sidecar.sinks.base import Rejection, Sink
 
@@ -321,6 +321,11 @@ class SinkPipeline:
     def positions(self) -> dict[str, SegmentPosition]:
         with self._lock:
             return dict(self.cursor.positions)
+
+    def sealed_ends(self) -> dict[str, SealedEnd]:
+        """Segments this sink's reader found sealed and read to the end (for retention)."""
+        with self._lock:  # not while rewind() swaps the reader
+            return self.reader.sealed_ends()
 
 
 def _describe(error: BaseException) -> str:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from floe_core.spool import fd_is_sealed, list_segment_names
 from floe_core.spoolfs import SymlinkRefused, open_dir, open_in
@@ -33,11 +34,23 @@ from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.engine.cursor import FINGERPRINT_BYTES, SegmentPosition, fingerprint
 from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES
 
-__all__ = ["SegmentSlice", "SpoolReader"]
+__all__ = ["SealedEnd", "SegmentSlice", "SpoolReader"]
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 #: While there is something to read, the directory is listed again at most this often.
 RELIST_SECONDS = 1.0
+
+
+class SealedEnd(NamedTuple):
+    """A segment file found sealed (its writer gone) and read to its end, which is ``size``.
+
+    Writers never reopen a segment, so this stays true for as long as the same inode has the
+    same size: retention and the status use it instead of opening and locking each file again.
+    """
+
+    ino: int
+    dev: int
+    size: int
 
 
 @dataclass(slots=True)
@@ -106,7 +119,8 @@ class SpoolReader:
             for name, p in positions.items()
         }
         self._verified: set[str] = set()
-        self._sealed_done: set[str] = set()  # sealed and read to the end: skip without stat
+        # Sealed and read to the end: skipped without a stat, and told to retention.
+        self._sealed_done: dict[str, SealedEnd] = {}
         self._buffered: _Buffered | None = None
         self._gone: set[str] = set()
         self._queue: list[str] = []  # names still to look at, oldest first
@@ -130,7 +144,12 @@ class SpoolReader:
             fp_len=position.fp_len,
         )
         self._verified.discard(name)
-        self._sealed_done.discard(name)
+        self._sealed_done.pop(name, None)
+
+    def sealed_ends(self) -> dict[str, SealedEnd]:
+        """The segments this reader found sealed and read to their end (a copy: safe to take
+        from another thread)."""
+        return dict(self._sealed_done)
 
     def read(self, max_lines: int) -> SegmentSlice | None:
         """The next slice (at most ``max_lines`` lines), oldest segment first; None: caught up.
@@ -170,7 +189,8 @@ class SpoolReader:
             self._forget(name)
         self._listed = present
         self.close()  # the next open takes the directory as it is now
-        self._sealed_done.intersection_update(present)
+        for name in self._sealed_done.keys() - present:
+            del self._sealed_done[name]
         self._refused.intersection_update(present)
         self._queue = [n for n in names if n not in self._sealed_done and n not in self._refused]
         self._listed_at = time.monotonic()
@@ -209,10 +229,11 @@ class SpoolReader:
             self._refuse(name, str(exc))
             return None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device: never read
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # a FIFO, a device: never read
                 self._refuse(name, f"not a regular file, refused: {self.spool_dir / name}")
                 return None
-            return self._read_open_segment(fd, name, max_lines)
+            return self._read_open_segment(fd, st, name, max_lines)
         finally:
             os.close(fd)
 
@@ -236,9 +257,11 @@ class SpoolReader:
         if self._pos.pop(name, None) is not None:
             self._gone.add(name)
         self._verified.discard(name)
+        self._sealed_done.pop(name, None)
 
-    def _read_open_segment(self, fd: int, name: str, max_lines: int) -> SegmentSlice | None:
-        st = os.fstat(fd)
+    def _read_open_segment(
+        self, fd: int, st: os.stat_result, name: str, max_lines: int
+    ) -> SegmentSlice | None:
         pos = self._pos.get(name)
         if pos is None:
             pos = self._pos[name] = SegmentPosition(ino=st.st_ino, dev=st.st_dev)
@@ -259,8 +282,7 @@ class SpoolReader:
         size = st.st_size
         offset = pos.offset
         if size <= offset:
-            if fd_is_sealed(fd) and os.fstat(fd).st_size == size:
-                self._sealed_done.add(name)
+            self._note_if_sealed(fd, name, pos, size)
             return None
         data = os.pread(fd, min(self.chunk_bytes, size - offset), offset)
         if pos.fp_len < FINGERPRINT_BYTES and offset <= pos.fp_len:
@@ -272,8 +294,8 @@ class SpoolReader:
             lines.pop()  # the bytes after the last newline: not a line yet
             pos.offset = offset + cut + 1
             end = pos.offset
-            if pos.offset == size and fd_is_sealed(fd) and os.fstat(fd).st_size == size:
-                self._sealed_done.add(name)  # no second visit just to learn it is done
+            if pos.offset == size:  # no second visit just to learn it is done
+                self._note_if_sealed(fd, name, pos, size)
             if len(lines) > max_lines:
                 rest = lines[max_lines:]
                 lines = lines[:max_lines]
@@ -298,6 +320,11 @@ class SpoolReader:
                 length=len(data),
             )
         return None
+
+    def _note_if_sealed(self, fd: int, name: str, pos: SegmentPosition, size: int) -> None:
+        """Read to ``size``: if the writer is gone and nothing landed since, the segment is done."""
+        if fd_is_sealed(fd) and os.fstat(fd).st_size == size:  # sealed now: size is final
+            self._sealed_done[name] = SealedEnd(pos.ino, pos.dev, size)
 
     def _oversized(
         self, fd: int, name: str, pos: SegmentPosition, offset: int, data: bytes

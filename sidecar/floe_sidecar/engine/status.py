@@ -22,6 +22,7 @@ import msgspec
 from floe_core.fsutil import atomic_write
 from floe_core.layout import SpoolLayout
 from floe_core.spool import list_segment_names, list_segments
+from floe_core.spoolfs import open_dir
 from floe_core.status import HandoffStatus, SidecarStatus, SinkStatus
 from floe_sidecar.engine.cursor import Cursor, SegmentPosition, load_cursor
 from floe_sidecar.engine.deadletter import count_records
@@ -111,16 +112,34 @@ def _start(position: SegmentPosition | None, st: os.stat_result) -> int:
     return min(position.offset, st.st_size)
 
 
-def pending_bytes(spool_dir: Path, positions: dict[str, SegmentPosition]) -> tuple[int, int]:
-    """(bytes, segments) not yet behind ``positions``: cheap, from ``stat`` alone."""
+def segment_files(spool_dir: Path) -> dict[str, os.stat_result]:
+    """Each segment of the spool that is a regular file, with its ``lstat``: taken once per
+    status write and shared by every sink's :func:`pending_bytes` (a long backlog is listed
+    often). Names resolve against one descriptor of the spool; a link is never followed."""
+    files: dict[str, os.stat_result] = {}
+    try:
+        dir_fd = open_dir(spool_dir)
+    except FileNotFoundError:
+        return files
+    try:
+        for name in list_segment_names(spool_dir):
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                files[name] = st
+    finally:
+        os.close(dir_fd)
+    return files
+
+
+def pending_bytes(
+    files: dict[str, os.stat_result], positions: dict[str, SegmentPosition]
+) -> tuple[int, int]:
+    """(bytes, segments) of ``files`` (:func:`segment_files`) not yet behind ``positions``."""
     total = segments = 0
-    for name in list_segment_names(spool_dir):
-        try:
-            st = os.stat(spool_dir / name, follow_symlinks=False)  # a link is never followed
-        except FileNotFoundError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
+    for name, st in files.items():
         left = st.st_size - _start(positions.get(name), st)
         if left > 0:
             total += left
