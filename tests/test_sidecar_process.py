@@ -25,6 +25,7 @@ from support.sidecar import (
     AckingClient,
     Receiver,
     SidecarProcess,
+    ids_and_torn_lines,
     ids_in_ndjson,
     run_sidecar,
     write_spool,
@@ -192,7 +193,8 @@ def test_b_kill_9_at_random_points_loses_nothing(tmp_path: Path, writer: str) ->
     done = run_sidecar("--spool", spool, "--once", "--no-default-sinks", "--sink", f"file:{out}")
     assert done.returncode == 0, done.stderr.decode()
 
-    delivered = ids_in_ndjson(out)
+    delivered, torn = ids_and_torn_lines(out)
+    assert torn <= kills, f"{torn} torn lines after {kills} kills (seed {seed})"
     expected = {event_id_of(i) for i in range(total)}
     missing = expected - set(delivered)
     duplicates = sum(n - 1 for n in Counter(delivered).values())

@@ -37,11 +37,29 @@ def write_spool(spool: Path, count: int, *, start: int = 0, per_write: int = 100
 
 def ids_in_ndjson(path: Path) -> list[str]:
     """Event ids of every line of a file sink's output, in order (duplicates kept)."""
+    ids, torn = ids_and_torn_lines(path)
+    assert not torn, f"{path}: {torn} lines that are not JSON"
+    return ids
+
+
+def ids_and_torn_lines(path: Path) -> tuple[list[str], int]:
+    """:func:`ids_in_ndjson`, and how many lines are torn: a ``kill -9`` that lands inside the
+    file sink's write cuts its last line short (the next append closes it off with a newline;
+    the batch was not behind the cursor, so its events are delivered again)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return []
-    return [json.loads(line)["event_id"] for line in data.splitlines() if line.strip()]
+        return [], 0
+    ids: list[str] = []
+    torn = 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            ids.append(json.loads(line)["event_id"])
+        except json.JSONDecodeError:
+            torn += 1
+    return ids, torn
 
 
 def sidecar_cmd(*args: str | Path) -> list[str]:
