@@ -47,8 +47,12 @@ def sidecar_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_pinned(cmd: list[str], cpu: int | None, env: dict[str, str]) -> tuple[float, int, int]:
-    """Run ``cmd`` (on one CPU if given); (wall seconds, peak RSS bytes, exit code)."""
+def run_pinned(cmd: list[str], cpu: int | None, env: dict[str, str]) -> tuple[float, int, float]:
+    """Run ``cmd`` (on one CPU if given); (wall seconds, peak RSS bytes, CPU seconds).
+
+    The CPU time (user + system) is what the process itself spent: unlike the wall time, it
+    hardly moves when something else runs on the same core. A failed run raises SystemExit.
+    """
     import time
 
     def pin() -> None:
@@ -65,4 +69,4 @@ def run_pinned(cmd: list[str], cpu: int | None, env: dict[str, str]) -> tuple[fl
     if proc.returncode != 0:
         assert proc.stderr is not None
         raise SystemExit(f"{cmd} failed ({proc.returncode}): {proc.stderr.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss * 1024, proc.returncode
+    return wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
