@@ -371,11 +371,11 @@ def test_a_segment_that_changed_as_it_was_sealed_is_kept_and_the_next_still_goes
     real_sealed, real_unlink = retention.fd_is_sealed, os.unlink
     grew_ino = (spool_dir / grew).stat().st_ino
 
-    def last_append_then_seal(fd: int) -> bool:
+    def last_append_then_seal(fd: int, *, closing: bool = False) -> bool:
         if os.fstat(fd).st_ino == grew_ino:
             with (spool_dir / grew).open("ab") as late:
                 late.write(b'{"late": 1}\n')
-        return real_sealed(fd)
+        return real_sealed(fd, closing=closing)
 
     def removed_by_another(path: str | Path, *, dir_fd: int | None = None) -> None:
         if Path(path).name == vanished:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import stat
 import subprocess
 import sys
@@ -9,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from floe_core.spool import SpoolWriter, ensure_spool_dir, is_sealed, list_segments
+from floe_core.spool import (
+    SpoolWriter,
+    ensure_spool_dir,
+    fd_is_sealed,
+    is_sealed,
+    list_segments,
+)
 
 
 def test_directory_and_segments_are_owner_only(tmp_path: Path) -> None:
@@ -37,6 +45,37 @@ def test_open_segment_is_not_sealed_until_closed(tmp_path: Path) -> None:
     assert not is_sealed(writer.segment)
     writer.close()
     assert is_sealed(writer.segment)
+
+
+def test_the_seal_check_leaves_no_lock_behind_unless_the_caller_closes_at_once(
+    tmp_path: Path,
+) -> None:
+    """A reader's shared lock must not outlive its check on a descriptor it keeps; with
+    ``closing`` it may (the close drops it), sparing the unlock call."""
+    with SpoolWriter(tmp_path) as writer:
+        writer.append(b"x\n")
+        segment = writer.segment
+    assert segment is not None
+
+    def exclusive_lock_taken() -> bool:
+        other = os.open(segment, os.O_RDONLY)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(other)
+
+    fd = os.open(segment, os.O_RDONLY)
+    try:
+        assert fd_is_sealed(fd)
+        assert exclusive_lock_taken()  # unlocked again
+        assert fd_is_sealed(fd, closing=True)
+        assert not exclusive_lock_taken()  # held until the close below
+    finally:
+        os.close(fd)
+    assert exclusive_lock_taken()
 
 
 def test_a_dead_writer_leaves_a_sealed_segment(tmp_path: Path) -> None:

@@ -66,17 +66,20 @@ def is_sealed(segment: Path) -> bool:
         os.close(fd)
 
 
-def fd_is_sealed(fd: int) -> bool:
+def fd_is_sealed(fd: int, *, closing: bool = False) -> bool:
     """:func:`is_sealed` for a segment the caller already holds open (no second open).
 
     A shared lock: it fails while the writer holds its exclusive one, and readers (one per sink,
-    retention) asking at the same moment do not take each other for a writer.
+    retention) asking at the same moment do not take each other for a writer. ``closing``: the
+    caller closes ``fd`` right after, which drops the lock; no unlock call is spent on it (one
+    system call less per segment of a long backlog).
     """
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
-    fcntl.flock(fd, fcntl.LOCK_UN)
+    if not closing:
+        fcntl.flock(fd, fcntl.LOCK_UN)
     return True
 
 

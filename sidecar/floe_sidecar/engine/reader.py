@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +124,7 @@ class SpoolReader:
         self._sealed_done: dict[str, SealedEnd] = {}
         self._buffered: _Buffered | None = None
         self._gone: set[str] = set()
-        self._queue: list[str] = []  # names still to look at, oldest first
+        self._queue: deque[str] = deque()  # names still to look at, oldest first
         self._listed: set[str] = set()  # every name of the last listing
         self._listed_at = -RELIST_SECONDS
 
@@ -169,18 +170,24 @@ class SpoolReader:
         return piece
 
     def _scan(self, max_lines: int) -> SegmentSlice | None:
+        """The next slice from the queue, oldest segment first. A segment read to its end and
+        sealed (or gone, or refused) leaves the queue for good; one with nothing new yet (still
+        written) keeps its place. The queue is a deque: each call costs the segments it looks
+        at, not the length of the backlog behind them."""
         queue = self._queue
-        index = 0
-        while index < len(queue):
-            name = queue[index]
+        waiting: list[str] = []  # looked at, nothing new yet: back in front, in order
+        piece = None
+        while queue:
+            name = queue[0]
             piece = self._read_segment(name, max_lines)
             if name in self._sealed_done or name in self._refused or name not in self._pos:
-                del queue[index]  # read to its end and sealed, or gone: never again
-            else:
-                index += 1
+                queue.popleft()  # read to its end and sealed, or gone: never again
+            elif piece is None:
+                waiting.append(queue.popleft())
             if piece is not None:
-                return piece
-        return None
+                break
+        queue.extendleft(reversed(waiting))
+        return piece
 
     def _relist(self) -> None:
         names = list_segment_names(self.spool_dir)
@@ -192,7 +199,9 @@ class SpoolReader:
         for name in self._sealed_done.keys() - present:
             del self._sealed_done[name]
         self._refused.intersection_update(present)
-        self._queue = [n for n in names if n not in self._sealed_done and n not in self._refused]
+        self._queue = deque(
+            n for n in names if n not in self._sealed_done and n not in self._refused
+        )
         self._listed_at = time.monotonic()
 
     # -- internals -------------------------------------------------------------------------
@@ -323,7 +332,8 @@ class SpoolReader:
 
     def _note_if_sealed(self, fd: int, name: str, pos: SegmentPosition, size: int) -> None:
         """Read to ``size``: if the writer is gone and nothing landed since, the segment is done."""
-        if fd_is_sealed(fd) and os.fstat(fd).st_size == size:  # sealed now: size is final
+        # Sealed now: the size is final. (The descriptor is closed after this read.)
+        if fd_is_sealed(fd, closing=True) and os.fstat(fd).st_size == size:
             self._sealed_done[name] = SealedEnd(pos.ino, pos.dev, size)
 
     def _oversized(

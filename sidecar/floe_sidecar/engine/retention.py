@@ -106,7 +106,7 @@ def _sealed_unchanged(dir_fd: int, name: str, st: os.stat_result) -> bool:
     except OSError:
         return False
     try:
-        if not fd_is_sealed(fd):
+        if not fd_is_sealed(fd, closing=True):
             return False
         after = os.fstat(fd)  # sealed now: a size taken before the seal may be stale
         return (after.st_size, after.st_ino) == (st.st_size, st.st_ino)
