@@ -23,6 +23,7 @@ from floe_core.events import Event
 from floe_core.layout import SpoolLayout
 from floe_core.spool import list_segments
 from floe_core.transport import format_ack
+from floe_sidecar import app as app_module
 from floe_sidecar.app import RunReport, Sidecar
 from floe_sidecar.config import EngineOptions
 from floe_sidecar.engine.cursor import load_cursor
@@ -328,6 +329,51 @@ async def test_segments_are_retired_only_when_every_sink_is_past_them(tmp_path: 
     archived = list(archive.iterdir())
     assert len(archived) == 1 and archived[0].read_bytes().count(b"\n") == 50
     assert stat.S_IMODE(archive.stat().st_mode) == 0o700
+
+
+class HoldsSecondBatch(Collect):
+    """Delivers its first batch, then blocks in ``deliver`` until ``release`` is set."""
+
+    def __init__(self, name: str, max_batch: int) -> None:
+        super().__init__(name, max_batch)
+        self.release = threading.Event()
+
+    def deliver(self, batch: Sequence[str]) -> Sequence[Rejection]:
+        if self.attempts >= 1:
+            self.release.wait()
+        return super().deliver(batch)
+
+
+async def test_while_a_sink_is_behind_retiring_waits_a_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delivery first: a segment every sink is done with waits while one sink still works
+    through a backlog (its unlinks would slow the drain), but at most RETIRE_WHILE_BEHIND_S;
+    once every sink is caught up, what is consumed goes at once."""
+    monkeypatch.setattr(app_module, "RETIRE_WHILE_BEHIND_S", 3.0)
+    spool = tmp_path / "spool"
+    write_spool(spool, 10)
+    first = list_segments(spool)[0]
+    write_spool(spool, 10, start=10)
+    slow = HoldsSecondBatch("slow", max_batch=10)
+    fast = Collect("fast")
+    sidecar = Sidecar(options(spool), [slow, fast])
+
+    async def body() -> None:
+        await wait_until(lambda: len(fast.ids) == 20 and len(slow.ids) == 10)
+        started = time.monotonic()
+        await anyio.sleep(0.8)  # housekeeping ran (every 0.2 s): the first segment stays
+        assert first in list_segments(spool)
+        await wait_until(lambda: first not in list_segments(spool), timeout=8)
+        assert time.monotonic() - started < 5.0  # within the bound, though still behind
+        assert len(slow.ids) == 10 and len(list_segments(spool)) == 1  # still behind
+        slow.release.set()
+        await wait_until(lambda: len(slow.ids) == 20)
+        caught_up = time.monotonic()
+        await wait_until(lambda: not list_segments(spool), timeout=5)
+        assert time.monotonic() - caught_up < 1.5  # at once, not after the bound (3 s)
+
+    await run_with(sidecar, body)
 
 
 async def test_bad_lines_are_dead_lettered_once_whatever_the_number_of_sinks(
