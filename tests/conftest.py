@@ -18,6 +18,18 @@ from support.environment import EXAMPLE_DIR, REPO_ROOT, Postgres, need
 from support.profile_loading import forbid_internet, serve_oidc, set_dbt_flags
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``scripts/mutation.sh`` only: mutmut's first pass ("stats", which test calls which
+    function) is announced to the mutated code through ``MUTANT_UNDER_TEST``. A process a test
+    starts (a real sidecar, the CLI) would inherit it and fail to find mutmut's settings from its
+    own directory; keep the announcement in this process, out of the children's environment."""
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        from mutmut.mutation.trampoline import set_mutant_under_test
+
+        set_mutant_under_test("stats")  # the in-process copy the trampolines fall back to
+        del os.environ["MUTANT_UNDER_TEST"]
+
+
 @pytest.fixture
 def example_dir(tmp_path: Path) -> Path:
     """A private copy of examples/shop (floe.yaml + dbt project) that a test may change."""
