@@ -373,3 +373,22 @@ def test_retention_never_unlinks_a_link_swapped_in_after_its_stat(
     assert retention.retire_segments(spool, [done]) == []
     monkeypatch.undo()
     assert path.is_symlink() and target.read_bytes() == b"keep\n"
+
+
+def test_a_cursor_that_is_a_link_is_set_aside_never_read_through(tmp_path: Path) -> None:
+    """The cursors live in the shared spool volume: a planted link is not followed (its target
+    could be any file of the sidecar's), it is moved aside and the sink starts over."""
+    from floe_sidecar.engine.cursor import Cursor, save_cursor
+
+    elsewhere = tmp_path / "elsewhere.json"
+    save_cursor(elsewhere, Cursor(owner="x", delivered=41))  # a valid cursor: still not trusted
+    before = elsewhere.read_bytes()
+    cursors = tmp_path / "cursors"
+    cursors.mkdir()
+    link = cursors / "file.json"
+    link.symlink_to(elsewhere)
+    cursor = load_cursor(link, "file")
+    assert cursor.delivered == 0 and cursor.positions == {}
+    [aside] = [p for p in cursors.iterdir() if p.name.startswith("file.json.corrupt-")]
+    assert aside.is_symlink() and not link.exists()
+    assert elsewhere.read_bytes() == before

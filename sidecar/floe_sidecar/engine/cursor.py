@@ -14,6 +14,7 @@ positions say are still ahead.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -24,6 +25,7 @@ from typing import Annotated
 import msgspec
 
 from floe_core.fsutil import atomic_write
+from floe_core.spoolfs import SymlinkRefused
 
 __all__ = [
     "FINGERPRINT_BYTES",
@@ -80,23 +82,42 @@ def load_cursor(path: Path, owner: str) -> Cursor:
     rather than skipping anything.
     """
     try:
-        data = path.read_bytes()
+        data = _read_no_follow(path)
     except FileNotFoundError:
         return Cursor(owner=owner, created_at=time.time())
+    except SymlinkRefused as exc:  # planted in the shared spool volume: never read through
+        return _set_aside(path, owner, str(exc))
     try:
         cursor = _decoder.decode(data)
     except msgspec.MsgspecError as exc:
-        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-        os.replace(path, aside)
-        log.warning(
-            "cursor unreadable; set aside, starting from the oldest segment",
-            extra={"cursor": str(path), "moved_to": str(aside), "error": str(exc)},
-        )
-        return Cursor(owner=owner, created_at=time.time())
+        return _set_aside(path, owner, str(exc))
     cursor.owner = owner
     if not cursor.created_at:  # written before cursors knew their start
         cursor.created_at = time.time()
     return cursor
+
+
+def _read_no_follow(path: Path) -> bytes:
+    """The file's bytes; a symbolic link is refused, not followed (it lives under the spool)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            msg = f"a symbolic link, refused (never followed): {path}"
+            raise SymlinkRefused(exc.errno, msg) from None
+        raise
+    with os.fdopen(fd, "rb") as file:
+        return file.read()
+
+
+def _set_aside(path: Path, owner: str, error: str) -> Cursor:
+    aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+    os.replace(path, aside)  # a link is moved, its target untouched
+    log.warning(
+        "cursor unreadable; set aside, starting from the oldest segment",
+        extra={"cursor": str(path), "moved_to": str(aside), "error": error},
+    )
+    return Cursor(owner=owner, created_at=time.time())
 
 
 def save_cursor(path: Path, cursor: Cursor, *, durable: bool = True) -> None:
