@@ -199,3 +199,49 @@ def test_a_duckdb_file_locked_by_another_process_shows_duckdb_s_message(example_
     assert result.returncode == 1, result.stdout + result.stderr
     assert "ERROR  dbt failed" in result.stdout
     assert "Could not set lock on file" in result.stdout
+
+
+def test_sigterm_stops_the_run_and_its_sidecar(example_dir: Path) -> None:
+    """A CI job cancelled, a `kill`: the run unwinds as after Ctrl-C, its sidecar is stopped (it
+    was left running, re-parented to init), the run lock released, the exit status 143."""
+    run = subprocess.Popen(
+        floe("run"),
+        cwd=example_dir,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert run.stdout is not None
+    output = []
+    sidecar_pid = None
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while sidecar_pid is None and time.monotonic() < deadline:
+        line = run.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        started = re.search(r"sidecar started \(pid (\d+)", line)
+        if started:
+            sidecar_pid = int(started.group(1))
+    assert sidecar_pid is not None, "".join(output)
+    run.terminate()
+    rest, _ = run.communicate(timeout=120)
+    assert run.returncode == 143, "".join(output) + rest
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    stop_by = time.monotonic() + 30
+    while alive(sidecar_pid) and time.monotonic() < stop_by:
+        time.sleep(0.2)
+    assert not alive(sidecar_pid), f"the sidecar (pid {sidecar_pid}) outlived the run"
+    from floe_cli.runlock import run_lock
+    from floe_core.layout import ProjectPaths
+
+    with run_lock(ProjectPaths.find(example_dir)):  # released: a next run may start
+        pass

@@ -15,10 +15,13 @@ endpoints never change it; what they did not take is reported and stays in the s
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -50,7 +53,9 @@ from floe_core.status import SidecarStatus
 from floe_core.transport import SOCKET_ENV, SPOOL_ENV
 from floe_dagster.progress import RunTally
 
-__all__ = ["RunOptions", "RunOutcome", "floe_run"]
+__all__ = ["RunOptions", "RunOutcome", "Stopped", "floe_run"]
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 EXIT_OK = 0
 EXIT_PIPELINE_FAILED = 1
@@ -82,8 +87,36 @@ def floe_run(options: RunOptions, out: IO[str] | None = None) -> RunOutcome:
         print(line, file=stream, flush=True)
 
     began = time.monotonic()
-    with run_lock(ProjectPaths.find(options.path)):
+    with _stopped_like_ctrl_c(), run_lock(ProjectPaths.find(options.path)):
         return _run(options, say, began)
+
+
+class Stopped(KeyboardInterrupt):
+    """``floe run`` got SIGTERM or SIGHUP (a CI job cancelled, a terminal closed, ``kill``): it
+    unwinds as after Ctrl-C, so the sidecar it started is stopped and the run lock released."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _stopped_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Stopped` for the time of the run (the default action
+    ends the process at once and leaves its sidecar running, re-parented to init)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set on the main thread (floe run from a library)
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _run(options: RunOptions, say: Callable[[str], None], began: float) -> RunOutcome:
