@@ -13,15 +13,26 @@ upstream relations'. Everything else is here, pure apart from the run's memory:
   nodes downstream, so an inherited classification names where it was declared, through the run.
 
 Computed once, here, because Dagster's metadata needs it too; the sidecar only maps it.
+
+The parser's share (parse, qualify, walk: all of the cost) needs only the compiled SQL and the
+upstream columns, which are known when the node starts executing (dbt has written its compiled
+SQL and every upstream node has finished). :class:`LineageWorker` does it then, in a thread of
+its own, while the warehouse builds the relation; when the node's columns arrive,
+:meth:`RunColumns.describe` takes the prepared half if it was computed from the very same SQL and
+upstream columns and only names the real output columns, else it computes it all as before.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from floe_core.classification import propagate
-from floe_core.column_lineage import column_lineage, sql_dialect
+from floe_core.column_lineage import PreparedLineage, prepare_lineage, sql_dialect
 from floe_core.events import (
     Column,
     ColumnLineage,
@@ -33,11 +44,30 @@ from floe_core.events import (
 )
 from floe_dagster.manifest import ManifestIndex
 
-__all__ = ["CapturedColumns", "ColumnCapture", "RunColumns"]
+__all__ = [
+    "CapturedColumns",
+    "ColumnCapture",
+    "LineageInput",
+    "LineageWorker",
+    "PreparedFor",
+    "RunColumns",
+]
 
-# Resource types whose relation is worth describing after they run.
-_DESCRIBED = frozenset({"model", "seed", "snapshot"})
+log = logging.getLogger("floe_dagster.columns")
+
+# Resource types whose column lineage comes from their compiled SQL (a seed has none).
+_FROM_SQL = frozenset({"model", "snapshot"})
 _IDENTITY = (Transformation(type="DIRECT", subtype="IDENTITY"),)
+# A statement with what the lineage walk meets most (CTEs, ``*``, a join, an aggregate, a window,
+# a ``case``): computed once when a run starts, so the parser's first-use cost (its dialect's
+# tables, the optimizer's rules) is not paid by the first node that finishes.
+_WARM_UP_SQL = """
+with a as (select * from s.t), b as (select k, sum(v) as total from s.t group by k)
+select a.k, coalesce(b.total, 0) as total, case when a.v > 0 then 'p' else 'n' end as sign,
+    row_number() over (partition by a.k order by a.v) as position, md5(cast(a.v as varchar)) as h
+from a left join b on a.k = b.k where a.v is not null
+"""
+_WARM_UP_RELATION = Relation(database=None, schema="s", identifier="t")
 
 
 @dataclass(frozen=True)
@@ -52,6 +82,28 @@ class CapturedColumns:
 #: Asks the warehouse about a finished node (its relation and upstream relations); None if it
 #: cannot. Runs where dbt's connection is; must not raise (a raise is caught and logged once).
 ColumnCapture = Callable[[Node], CapturedColumns | None]
+
+
+@dataclass(frozen=True, eq=True)
+class LineageInput:
+    """Everything the SQL half of a node's column lineage is computed from."""
+
+    compiled_sql: str
+    dialect: str | None
+    upstream: Mapping[Relation, tuple[Column, ...]]
+    default_relation: Relation | None
+
+    def prepare(self) -> PreparedLineage:
+        return prepare_lineage(
+            self.compiled_sql,
+            dialect=self.dialect,
+            upstream=self.upstream,
+            default_relation=self.default_relation,
+        )
+
+
+#: Hands :meth:`RunColumns.describe` a lineage prepared ahead from exactly this input, or None.
+PreparedFor = Callable[[LineageInput], PreparedLineage | None]
 
 
 class RunColumns:
@@ -85,26 +137,45 @@ class RunColumns:
                 out[relation] = self._documented(ids[position] if ids else None)
         return out
 
+    def lineage_input(
+        self,
+        node: Node,
+        compiled_sql: str | None,
+        given: Mapping[Relation, Sequence[Column]] | None = None,
+    ) -> LineageInput | None:
+        """What the node's column lineage is computed from; None if it has none from SQL."""
+        if node.resource_type not in _FROM_SQL or not compiled_sql:
+            return None
+        return self._lineage_input(node, compiled_sql, self.upstream_columns(node, given))
+
+    def _lineage_input(
+        self, node: Node, compiled_sql: str, upstream: Mapping[Relation, tuple[Column, ...]]
+    ) -> LineageInput:
+        return LineageInput(
+            compiled_sql=compiled_sql,
+            dialect=self.dialect,
+            upstream=upstream,
+            default_relation=node.relation,
+        )
+
     def describe(
         self,
         node: Node,
         compiled_sql: str | None,
         captured: CapturedColumns,
+        prepared_for: PreparedFor | None = None,
     ) -> tuple[tuple[Column, ...], ColumnLineage | None]:
-        """The node's output columns (typed, documented, classified) and its column lineage."""
+        """The node's output columns (typed, documented, classified) and its column lineage.
+
+        ``prepared_for``: where the lineage's SQL half may have been computed ahead (see
+        :class:`LineageWorker`); used only if it was computed from the same input."""
         columns = _merge_docs(captured.output, node.columns)
         upstream = self.upstream_columns(node, captured.upstream)
         lineage: ColumnLineage | None = None
-        if node.resource_type == "seed" or node.resource_type not in _DESCRIBED:
-            lineage = None
-        elif compiled_sql:
-            lineage = column_lineage(
-                compiled_sql,
-                dialect=self.dialect,
-                upstream=upstream,
-                output_columns=columns,
-                default_relation=node.relation,
-            )
+        if node.resource_type in _FROM_SQL and compiled_sql:
+            wanted = self._lineage_input(node, compiled_sql, upstream)
+            prepared = prepared_for(wanted) if prepared_for is not None else None
+            lineage = (prepared or wanted.prepare()).complete(columns)
         elif node.resource_type == "snapshot" and len(upstream) == 1:
             lineage = _snapshot_lineage(columns, upstream)
         described = propagate(columns, lineage, upstream)
@@ -158,3 +229,107 @@ def _snapshot_lineage(
             for c in columns
         )
     )
+
+
+class LineageWorker:
+    """One thread that prepares column lineage ahead (see the module's docstring).
+
+    :meth:`submit` queues a node's input; :meth:`prepared_for` hands it back when the node's
+    columns arrive: done, or being computed (then it waits for it: no slower than computing it
+    now), or still queued (then it is withdrawn and None returned: computed now, by the caller).
+    A failure only costs the ahead-of-time result. The thread ends when closed or after a minute
+    without work, and starts again with the next one.
+    """
+
+    IDLE_S = 60.0
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[PreparedLineage], LineageInput] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._ahead: dict[str, tuple[LineageInput, Future[PreparedLineage]]] = {}
+
+    def warm_up(self, dialect: str | None) -> None:
+        """Pay the parser's first-use cost now, in the thread, before any node finishes."""
+        self._put(
+            LineageInput(
+                compiled_sql=_WARM_UP_SQL,
+                dialect=dialect,
+                upstream={_WARM_UP_RELATION: (Column(name="k"), Column(name="v"))},
+                default_relation=None,
+            )
+        )
+
+    def submit(self, unique_id: str, wanted: LineageInput) -> None:
+        """Start preparing ``unique_id``'s lineage from ``wanted`` (replacing an earlier one)."""
+        earlier = self._ahead.pop(unique_id, None)
+        if earlier is not None:
+            earlier[1].cancel()
+        self._ahead[unique_id] = (wanted, self._put(wanted))
+
+    def prepared_for(self, unique_id: str) -> PreparedFor:
+        """What :meth:`RunColumns.describe` asks for ``unique_id``'s prepared lineage."""
+
+        def find(wanted: LineageInput) -> PreparedLineage | None:
+            entry = self._ahead.pop(unique_id, None)
+            if entry is None:
+                return None
+            ahead, future = entry
+            if ahead != wanted or future.cancel():
+                future.cancel()
+                return None
+            try:
+                return future.result()
+            except Exception:  # prepare_lineage never raises; this is only belt and braces
+                log.debug("floe: column lineage prepared ahead failed", exc_info=True)
+                return None
+
+        return find
+
+    def forget(self, unique_id: str) -> None:
+        """The node ended without columns to describe: its prepared lineage is not needed."""
+        entry = self._ahead.pop(unique_id, None)
+        if entry is not None:
+            entry[1].cancel()
+
+    def close(self) -> None:
+        """No more work is coming: the thread ends once the queue is empty."""
+        for _, future in self._ahead.values():
+            future.cancel()
+        self._ahead.clear()
+        with self._lock:
+            if self._thread is not None:
+                self._queue.put(None)
+
+    def _put(self, wanted: LineageInput) -> Future[PreparedLineage]:
+        future: Future[PreparedLineage] = Future()
+        with self._lock:
+            self._queue.put((future, wanted))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="floe-column-lineage", daemon=True
+                )
+                self._thread.start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                item = None
+            if item is None:  # idle, or closed
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            future, wanted = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(wanted.prepare())
+            except BaseException as exc:  # handed to whoever waits for it
+                future.set_exception(exc)

@@ -1,7 +1,7 @@
 """dbt's structured log lines -> floe events, one line at a time, as dbt writes them.
 
 dbt (``--log-format json``) writes one JSON object per event: ``{"info": {name, level, ts,
-invocation_id, msg, ...}, "data": {...}}``. Four of them carry what the sidecar needs:
+invocation_id, msg, ...}, "data": {...}}``. These carry what the sidecar needs:
 
 - ``MainReportVersion`` (first line): the invocation id and dbt version -> InvocationStarted
 - ``LogStartLine`` / ``LogHookStartLine`` (info): a node or hook starts executing -> NodeStarted
@@ -13,6 +13,9 @@ invocation_id, msg, ...}, "data": {...}}``. Four of them carry what the sidecar 
   node's ``NodeFinished``): with a column capture, the node's real columns and column lineage are
   described here (dagster-dbt makes the asset's materialization from this line), for the
   ``NodeFinished`` event and for Dagster's column metadata (:meth:`DbtEventBuilder.take_described`)
+- ``NodeExecuting`` (debug): dbt has compiled the node and starts running it; with a column
+  capture, the SQL half of its column lineage is prepared then, in a thread of its own
+  (:class:`~floe_dagster.columns.LineageWorker`), so that it is done when the node's columns come.
 
 With a log level set, every line at or above it also becomes a ``LogLine`` under its span (see
 ``dbt_logs.py`` for the levels, the bounds and the redaction).
@@ -22,7 +25,8 @@ debug stdout log level and keeps debug lines out of the Dagster log (see ``resou
 Node details (relation, upstream, columns, owner...) come from the manifest index; timestamps are
 dbt's own (naive UTC in ``node_info``, made timezone-aware here).
 
-Pure apart from reading a node's compiled SQL file: no dagster import, no I/O to the sidecar.
+Pure apart from reading a node's compiled SQL file and that thread: no dagster import, no I/O to
+the sidecar.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from floe_core.events import (
 )
 from floe_core.outcome import failed, node_outcome
 from floe_core.redaction import Redactor
-from floe_dagster.columns import ColumnCapture, RunColumns
+from floe_dagster.columns import ColumnCapture, LineageWorker, RunColumns
 from floe_dagster.dbt_logs import LogBudget, clip, dbt_level, dbt_log_fields, level_at_least
 from floe_dagster.manifest import ManifestIndex
 
@@ -128,6 +132,13 @@ class DbtEventBuilder:
         self.capture_columns = capture_columns
         self.columns = RunColumns(index, connection.adapter_type)
         self.column_errors: list[str] = []
+        # Prepares each model's column lineage while it runs in the warehouse (its compiled SQL
+        # and upstream columns are known when it starts executing), so that the parser's work
+        # is not between dbt's node_finished and the event; warmed up while dbt starts.
+        self.lineage_worker: LineageWorker | None = None
+        if capture_columns is not None:
+            self.lineage_worker = LineageWorker()
+            self.lineage_worker.warm_up(self.columns.dialect)
         self.invocation: Invocation | None = None
         self.invocation_started_at: datetime | None = None
         self.invocation_finished = False
@@ -143,6 +154,8 @@ class DbtEventBuilder:
             "LogStartLine": self._on_start_line,
             "LogHookStartLine": self._on_start_line,  # on-run-start/-end hooks (operations)
             "LogHookEndLine": self._on_hook_end,
+            # dbt has compiled the node (its compiled SQL is written) and starts running it.
+            "NodeExecuting": self._on_executing,
             "NodeFinished": self._on_node_finished,
             "CommandCompleted": self._on_command_completed,
             # A built node's result line, just before its NodeFinished: dagster-dbt makes the
@@ -334,6 +347,22 @@ class DbtEventBuilder:
             started_at=started_at,
         )
 
+    def _on_executing(self, info: Mapping[str, Any], data: Mapping[str, Any]) -> Event | None:
+        if self.lineage_worker is None:
+            return None
+        node = self._node(data.get("node_info") or {})
+        if node is None or node.unique_id not in self._running or node.relation is None:
+            return None
+        try:
+            wanted = self.columns.lineage_input(node, self._compiled_sql(node))
+            if wanted is not None:
+                self.lineage_worker.submit(node.unique_id, wanted)
+        except Exception:  # ahead of time is an optimisation: describe computes it anyway
+            log.debug(
+                "floe: cannot prepare the column lineage of %s", node.unique_id, exc_info=True
+            )
+        return None
+
     def _on_result(self, info: Mapping[str, Any], data: Mapping[str, Any]) -> Event | None:
         node_info = data.get("node_info") or {}
         node = self._node(node_info)
@@ -383,6 +412,8 @@ class DbtEventBuilder:
         if described is None or not described[0] or node_outcome(status) != "success":
             described = self._describe(node, status, compiled_sql)
         output_columns, column_lineage = described
+        if self.lineage_worker is not None:
+            self.lineage_worker.forget(node.unique_id)
         return NodeFinished(
             event_id=ids.event_id(
                 "node_finished", self.run.run_id, self.invocation.invocation_id, node.unique_id
@@ -419,7 +450,9 @@ class DbtEventBuilder:
             captured = self.capture_columns(node)
             if captured is None or not captured.output:
                 return (), None
-            return self.columns.describe(node, compiled_sql, captured)
+            worker = self.lineage_worker
+            prepared_for = worker.prepared_for(node.unique_id) if worker is not None else None
+            return self.columns.describe(node, compiled_sql, captured, prepared_for)
         except Exception as exc:  # lineage must never cost the node's event
             if not self.column_errors:
                 log.warning(
@@ -442,6 +475,8 @@ class DbtEventBuilder:
         if self.invocation is None or self.invocation_finished:
             return None
         self.invocation_finished = True
+        if self.lineage_worker is not None:
+            self.lineage_worker.close()
         if not success and error is None and self._errors:
             error = "\n".join(self._errors)[:MAX_ERROR_CHARS]
         unfinished = tuple(

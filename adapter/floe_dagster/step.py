@@ -30,7 +30,7 @@ from dagster import AssetExecutionContext, AssetKey, Output
 
 from floe_core import ids
 from floe_core.artifacts import CompiledArtifacts
-from floe_core.events import DagsterRun, Node, NodeFinished, NodeStarted
+from floe_core.events import Column, ColumnLineage, DagsterRun, Node, NodeFinished, NodeStarted
 from floe_core.layout import ProjectPaths
 from floe_core.outcome import node_outcome
 from floe_core.redaction import Redactor
@@ -138,9 +138,11 @@ class _Observer:
         # Messages for the Dagster log, written by the step's thread (see drain_dagster_log):
         # on_line runs in the thread that reads dbt's output.
         self.dagster_log: deque[tuple[str, str]] = deque()
-        # Column schema and lineage of finished nodes, by unique_id, for their materializations
-        # (filled when the builder can ask the warehouse: see floe_dagster.columns).
-        self.column_metadata: dict[str, dict[str, Any]] = {}
+        # Columns and column lineage of finished nodes, by unique_id, for their materializations
+        # (filled when the builder can ask the warehouse: see floe_dagster.columns). Made into
+        # Dagster metadata by the step's thread (:meth:`column_metadata`), not the reader's:
+        # building Dagster's records is no work to do before the node's event goes out.
+        self.described: dict[str, tuple[Node, tuple[Column, ...], ColumnLineage | None]] = {}
 
     def drain_dagster_log(self) -> None:
         while self.dagster_log:
@@ -157,12 +159,22 @@ class _Observer:
                     self._log_node(event)
             # Described at the node's result line, before dagster-dbt makes its materialization.
             for node, columns, lineage in self.builder.take_described():
-                self.column_metadata[node.unique_id] = column_metadata(
-                    columns, lineage, self._asset_key_of(node)
-                )
+                self.described[node.unique_id] = (node, columns, lineage)
             self._forward_records()
         except Exception as exc:  # a floe bug must not stop dbt
             self._internal(exc)
+
+    def column_metadata(self, unique_id: str) -> dict[str, Any]:
+        """Dagster's column schema and lineage metadata of a described node (taken once)."""
+        described = self.described.pop(unique_id, None)
+        if described is None:
+            return {}
+        node, columns, lineage = described
+        try:
+            return column_metadata(columns, lineage, self._asset_key_of(node))
+        except Exception as exc:  # a floe bug must not cost the materialization
+            self._internal(exc)
+            return {}
 
     def _forward_records(self) -> None:
         """floe's log records queued since the last line, written by the emitter's thread."""
@@ -445,7 +457,7 @@ def _dagster_events(
             if observer is not None and isinstance(dagster_event, Output):
                 unique_id = dagster_event.metadata.get("unique_id")
                 unique_id = getattr(unique_id, "value", unique_id)  # a TextMetadataValue
-                extra = observer.column_metadata.pop(str(unique_id), None)
+                extra = observer.column_metadata(str(unique_id))
                 if extra:
                     dagster_event = dagster_event.with_metadata({**dagster_event.metadata, **extra})
             yield dagster_event

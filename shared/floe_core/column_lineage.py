@@ -55,7 +55,9 @@ __all__ = [
     "DEFAULT_TIME_BUDGET_S",
     "MAX_SQL_CHARS",
     "SQL_DIALECTS",
+    "PreparedLineage",
     "column_lineage",
+    "prepare_lineage",
     "sql_dialect",
 ]
 
@@ -192,12 +194,58 @@ def column_lineage(
     ``default_relation``: whose database and schema an unqualified table name is in (the
     model's own relation). Anything unresolved is in ``errors``; what was resolved is kept.
     """
+    return prepare_lineage(
+        sql,
+        dialect=dialect,
+        upstream=upstream,
+        default_relation=default_relation,
+        time_budget_s=time_budget_s,
+    ).complete(output_columns)
+
+
+class PreparedLineage:
+    """The SQL half of :func:`column_lineage`: the statement parsed, qualified and walked.
+
+    All the parser's work is done by :func:`prepare_lineage`, which needs only the SQL and the
+    upstream columns, so it can run before the output relation exists (while the warehouse
+    builds it); :meth:`complete` then names the output relation's real columns, cheaply, and may
+    be called any number of times.
+    """
+
+    def __init__(self, extractor: _Extractor, outputs: list[tuple[str, _Deps]]) -> None:
+        self._extractor = extractor
+        self._outputs = outputs
+
+    def complete(self, output_columns: Sequence[Column] | None = None) -> ColumnLineage:
+        """The column lineage, for the output relation's real columns when they are known."""
+        try:
+            return self._extractor.result(self._outputs, output_columns)
+        except Exception as exc:  # a bug here must cost lineage, never the caller
+            return ColumnLineage(errors=(f"column lineage failed: {type(exc).__name__}: {exc}",))
+
+
+class _Failed(PreparedLineage):
+    def __init__(self, error: str) -> None:
+        self._error = error
+
+    def complete(self, output_columns: Sequence[Column] | None = None) -> ColumnLineage:
+        return ColumnLineage(errors=(self._error,))
+
+
+def prepare_lineage(
+    sql: str,
+    *,
+    dialect: str | None,
+    upstream: Mapping[Relation, Sequence[Column]],
+    default_relation: Relation | None = None,
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+) -> PreparedLineage:
+    """Parse, qualify and walk ``sql`` (see :func:`column_lineage`); never raises."""
     try:
-        return _Extractor(dialect, upstream, output_columns, default_relation, time_budget_s).run(
-            sql
-        )
+        extractor = _Extractor(dialect, upstream, default_relation, time_budget_s)
+        return PreparedLineage(extractor, extractor.run(sql))
     except Exception as exc:  # a bug here must cost lineage, never the caller
-        return ColumnLineage(errors=(f"column lineage failed: {type(exc).__name__}: {exc}",))
+        return _Failed(f"column lineage failed: {type(exc).__name__}: {exc}")
 
 
 class _Extractor:
@@ -205,14 +253,12 @@ class _Extractor:
         self,
         dialect: str | None,
         upstream: Mapping[Relation, Sequence[Column]],
-        output_columns: Sequence[Column] | None,
         default_relation: Relation | None,
         time_budget_s: float,
     ) -> None:
         self.dialect = dialect
         self.relations: list[Relation] = list(upstream)
         self.columns: list[Sequence[Column]] = [upstream[r] for r in self.relations]
-        self.output_columns = output_columns
         self.default_relation = default_relation
         self.deadline = time.monotonic() + time_budget_s
         self.errors: list[str] = []
@@ -227,6 +273,7 @@ class _Extractor:
         self.dataset: dict[_Origin, set[_Edge]] = {}
         self._using: dict[int, frozenset[str]] = {}
         self._udtf: dict[int, _Deps] = {}
+        self.unread = False  # no SQL to read (or too much): the result is the error alone
 
     # --- errors and time --------------------------------------------------------------------
 
@@ -241,34 +288,35 @@ class _Extractor:
 
     # --- the pipeline -------------------------------------------------------------------------
 
-    def run(self, sql: str) -> ColumnLineage:
+    def run(self, sql: str) -> list[tuple[str, _Deps]]:
+        """Each output column the SQL selects, with its inputs (errors kept in ``errors``)."""
         if not sql or not sql.strip():
-            return ColumnLineage(errors=("no compiled SQL",))
+            self.error("no compiled SQL")
+            self.unread = True
+            return []
         if len(sql) > MAX_SQL_CHARS:
-            return ColumnLineage(
-                errors=(f"compiled SQL is {len(sql)} characters, over {MAX_SQL_CHARS}: not parsed",)
-            )
+            self.error(f"compiled SQL is {len(sql)} characters, over {MAX_SQL_CHARS}: not parsed")
+            self.unread = True
+            return []
         query = self._parse(sql)
         if query is None:
-            return self._result([])
+            return []
         schema = self._schema()
         qualified = self._qualify(query, schema)
         if qualified is None:
-            return self._result([])
+            return []
         root = build_scope(qualified)
         if root is None:
             self.error("the statement has no SELECT to follow")
-            return self._result([])
+            return []
         try:
             self.tick()
-            outputs = self._outputs(root)
+            return self._outputs(root)
         except _OutOfTime:
             self.error("column lineage stopped: over its time budget")
-            outputs = []
         except RecursionError:
             self.error("column lineage stopped: the statement nests too deeply")
-            outputs = []
-        return self._result(outputs)
+        return []
 
     def _parse(self, sql: str) -> exp.Query | None:
         try:
@@ -644,22 +692,31 @@ class _Extractor:
 
     # --- the result -----------------------------------------------------------------------------
 
-    def _result(self, outputs: list[tuple[str, _Deps]]) -> ColumnLineage:
+    def result(
+        self, outputs: list[tuple[str, _Deps]], output_columns: Sequence[Column] | None
+    ) -> ColumnLineage:
+        """The lineage of ``outputs``, named as the output relation's real columns (if known).
+
+        Leaves the extractor as it was, so a prepared lineage can be completed again."""
+        errors = list(self.errors)
+        if self.unread:
+            return ColumnLineage(errors=tuple(errors))
         produced = outputs
-        if self.output_columns is not None:
+        if output_columns is not None:
             by_name: dict[str, _Deps] = {}
             for name, deps in outputs:
                 by_name.setdefault(name.casefold(), {}).update(deps)
-            real = {c.name.casefold() for c in self.output_columns}
+            real = {c.name.casefold() for c in output_columns}
             for name, _ in outputs:
-                if name.casefold() not in real:
-                    self.error(f"the SQL selects {name!r}, which the output relation does not have")
-            produced = [(c.name, by_name.get(c.name.casefold(), {})) for c in self.output_columns]
+                message = f"the SQL selects {name!r}, which the output relation does not have"
+                if name.casefold() not in real and message not in errors:
+                    errors.append(message)
+            produced = [(c.name, by_name.get(c.name.casefold(), {})) for c in output_columns]
         columns = tuple(
             FieldLineage(column=name, inputs=self._inputs(deps)) for name, deps in produced
         )
         return ColumnLineage(
-            columns=columns, dataset=self._inputs(self.dataset), errors=tuple(self.errors)
+            columns=columns, dataset=self._inputs(self.dataset), errors=tuple(errors)
         )
 
     def _inputs(self, deps: Mapping[_Origin, Iterable[_Edge]]) -> tuple[InputField, ...]:
