@@ -569,11 +569,10 @@ def test_standalone_cli_materializes_everything_without_events(tmp_path: Path) -
 # --- a private dagster-dbt API missing: the public path, one warning ----------------------------
 
 
-def test_missing_private_api_takes_the_public_path_with_one_warning(
+def _public_path_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What a dagster-dbt that moved its internals gets: the run goes on, through the public
-    ``DbtCliResource.cli()``, with the same assets and events, and says why once."""
+) -> tuple[Materialization, list[Event], str]:
+    """examples/shop materialized as a dagster-dbt without floe's private API gets it."""
     import threading
 
     from floe_dagster import compat
@@ -584,6 +583,21 @@ def test_missing_private_api_takes_the_public_path_with_one_warning(
     project = copy_example(tmp_path / "shop")
     artifacts = prepare(project)
     run = materialize(artifacts, {"FLOE_SPOOL_DIR": str(tmp_path / "spool"), "FLOE_SOCKET": None})
+    return run, read_spool(tmp_path / "spool"), reason
+
+
+def test_missing_private_api_takes_the_public_path_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a dagster-dbt that moved its internals gets (0.25 - 0.28 are such): the run goes on,
+    through the public ``DbtCliResource.cli()``, with the same assets and events, and says why
+    once. ``cli()`` starts the ``floe-dbt`` command, so the warehouse's columns are captured: the
+    column lineage is the hand-written truth, and Dagster shows the column schema."""
+    from support.shop_column_lineage import SHOP, facet_edges, truth_edges
+
+    from floe_sidecar.sinks.openlineage import translate_event
+
+    run, events, reason = _public_path_run(tmp_path, monkeypatch)
     assert run.success
     assert run.materialized() == {tuple(key.path) for key in run.asset_specs}
     warnings = [
@@ -593,7 +607,6 @@ def test_missing_private_api_takes_the_public_path_with_one_warning(
         and "Using the public DbtCliResource.cli()" in entry.user_message
     ]
     assert len(warnings) == 1 and reason in warnings[0], warnings
-    events = read_spool(tmp_path / "spool")
     started = {e.node.unique_id for e in events if isinstance(e, NodeStarted)}
     finished = {e.node.unique_id for e in events if isinstance(e, NodeFinished)}
     executed = {
@@ -603,6 +616,48 @@ def test_missing_private_api_takes_the_public_path_with_one_warning(
         and props["config"].get("materialized") != "ephemeral"
     }
     assert executed <= started and executed <= finished
+    assert sum(isinstance(e, RunFinished) for e in events) == 1
+    # The columns, as the warehouse has them, and the column lineage of every model.
+    by_id = {e.node.unique_id: e for e in events if isinstance(e, NodeFinished)}
+    wrong = {}
+    for truth in SHOP:
+        if truth.unique_id.startswith("source."):
+            continue
+        event = by_id[truth.unique_id]
+        names = [c.name for c in event.output_columns]
+        if names != [name for name, _, _ in truth.columns]:
+            wrong[truth.unique_id] = f"columns {names}"
+        if truth.unique_id.startswith("seed."):
+            continue
+        [complete] = [e for e in translate_event(event) if e["eventType"] == "COMPLETE"]
+        facet = complete["outputs"][0]["facets"].get("columnLineage") or {}
+        if facet_edges(facet) != truth_edges(truth):
+            wrong[truth.unique_id] = f"edges {facet_edges(facet)}"
+    assert wrong == {}
+    materializations = {
+        tuple(e.asset_key.path): e.event_specific_data.materialization.metadata
+        for e in run.events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+    }
+    schema = materializations[("customers",)]["dagster/column_schema"].schema
+    assert [c.name for c in schema.columns][:3] == ["customer_id", "first_name", "email"]
+    assert "dagster/column_lineage" in materializations[("customers",)]
+
+
+def test_public_path_without_the_floe_dbt_command_runs_dbt_without_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``floe-dbt`` command not installed beside this interpreter: ``cli()`` starts ``dbt``
+    as before, the run and its events are the same, only the warehouse's columns are missing."""
+    from floe_dbt import runner
+
+    monkeypatch.setattr(runner, "RUNNER_SCRIPT", "floe-dbt-not-installed")
+    run, events, _ = _public_path_run(tmp_path, monkeypatch)
+    assert run.success
+    assert run.materialized() == {tuple(key.path) for key in run.asset_specs}
+    finished = [e for e in events if isinstance(e, NodeFinished)]
+    assert {e.node.unique_id for e in finished} >= {"model.shop.customers", "seed.shop.raw_orders"}
+    assert all(e.output_columns == () and e.column_lineage is None for e in finished)
     assert sum(isinstance(e, RunFinished) for e in events) == 1
 
 

@@ -44,8 +44,16 @@ from floe_dagster.column_notes import NotedColumns
 from floe_dagster.dbt_events import DbtEventBuilder
 from floe_dagster.manifest import ManifestIndex, dbt_executable
 from floe_dagster.resource import dbt_arguments
+from floe_dbt import runner
 from floe_dbt.column_note import MARKER, CapturedRelation, ColumnNote, decode, encode
-from floe_dbt.runner import RUNNER_ENV, RUNNER_MODULE, exit_code, runner_command
+from floe_dbt.runner import (
+    RUNNER_ENV,
+    RUNNER_MODULE,
+    RUNNER_SCRIPT,
+    exit_code,
+    runner_command,
+    runner_executable,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -275,6 +283,26 @@ def test_runner_is_used_only_for_this_interpreters_dbt() -> None:
     )
     assert dbt_arguments([here, "build"]) == ("build",)
     assert (exit_code(True, None), exit_code(False, None), exit_code(False, OSError())) == (0, 1, 2)
+
+
+def test_the_floe_dbt_command_stands_in_for_this_interpreters_dbt_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The public path's dbt executable: the installed ``floe-dbt`` command, same cases as the
+    runner; missing, plain ``dbt`` (None)."""
+    here = str(Path(sys.executable).parent / "dbt")
+    script = Path(sys.executable).parent / RUNNER_SCRIPT
+    assert runner_executable(here, {}) == str(script)
+    assert runner_executable("dbt", {}) == str(script)
+    assert runner_executable(here, {RUNNER_ENV: "subprocess"}) is None
+    assert runner_executable(str(Path("elsewhere") / "bin" / "dbt"), {}) is None
+    # It is dbt: the same version line dagster-dbt's cli() parses from ``dbt --version``.
+    version = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "installed:" in version.stdout
+    monkeypatch.setattr(runner, "RUNNER_SCRIPT", "floe-dbt-not-installed")
+    assert runner_executable(here, {}) is None
 
 
 def test_column_note_round_trip_and_foreign_messages() -> None:

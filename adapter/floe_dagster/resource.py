@@ -21,6 +21,11 @@ interpreter: the same JSON lines and exit codes as the ``dbt`` command, plus, wh
 built relation's real columns; see :mod:`floe_dbt.runner`) where the dbt to run is this
 interpreter's, else the ``dbt`` command as before.
 
+Where the fast start is not available the public ``cli()`` starts the ``floe-dbt`` command (the
+same runner; ``dbt_executable`` swapped on a copy of the resource), so the columns are captured
+on that path too; plain ``dbt``, without them, if the command is not installed beside this
+interpreter.
+
 The fast start uses private dagster-dbt API (listed, with the versions tested, in
 :mod:`floe_dagster.compat`). Where that API is missing or changed, :meth:`FloeDbtResource.start`
 takes the public ``DbtCliResource.cli()`` instead, with one warning, and the run goes on.
@@ -31,6 +36,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -51,7 +57,7 @@ from floe_dbt.column_note import (
     SourcePlan,
     encode_plan,
 )
-from floe_dbt.runner import RUNNER_MODULE, runner_command
+from floe_dbt.runner import RUNNER_MODULE, runner_command, runner_executable
 
 __all__ = [
     "DbtRun",
@@ -133,22 +139,45 @@ class PublicDbtInvocation:
     dagster-dbt's asset events. Everything else is the wrapped invocation's.
     """
 
-    def __init__(self, invocation: DbtCliInvocation, on_raw_line: RawLineCallback | None) -> None:
+    def __init__(
+        self,
+        invocation: DbtCliInvocation,
+        on_raw_line: RawLineCallback | None,
+        plan_file: Path | None = None,
+    ) -> None:
         self.invocation = invocation
         self.on_raw_line = on_raw_line
+        # The source plan written for the dbt process (removed when its output ends).
+        self.plan_file = plan_file
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.invocation, name)
 
     def stream_raw_events(self) -> Iterator[Any]:
         callback = self.on_raw_line
-        for event in self.invocation.stream_raw_events():
-            raw = event.raw_event
-            if callback is not None and isinstance(raw, dict):
-                callback(raw)
-                if _is_debug(raw):
-                    continue
-            yield event
+        try:
+            for event in self.invocation.stream_raw_events():
+                raw = event.raw_event
+                if callback is not None and isinstance(raw, dict):
+                    callback(raw)
+                    if _is_debug(raw):
+                        continue
+                yield event
+        finally:
+            _remove(self.plan_file)
+
+
+def _write_plan(plan: SourcePlan) -> Path:
+    """The source plan in a file of its own (cli() picks the target directory only later)."""
+    fd, name = tempfile.mkstemp(prefix="floe-source-plan-", suffix=".json")
+    with os.fdopen(fd, "wb") as file:
+        file.write(encode_plan(plan))
+    return Path(name)
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 #: What :meth:`FloeDbtResource.start` returns: the fast invocation or the public one.
@@ -208,9 +237,28 @@ class FloeDbtResource(DbtCliResource):
         if fast is None or cli_version is None:
             compat.warn_public_path(context.log.warning)
             extra = {**(env or {}), **({"DBT_LOG_LEVEL": "debug"} if debug_lines else {})}
-            with _environ(extra):
-                invocation = self.cli(list(args), context=context, raise_on_error=raise_on_error)
-            return PublicDbtInvocation(invocation, on_raw_line)
+            resource: DbtCliResource = self
+            plan_file: Path | None = None
+            # cli() starts an executable: floe's runner as the ``floe-dbt`` command, so the
+            # columns are captured here too; plain ``dbt`` where that command cannot stand in.
+            command = (
+                runner_executable(self.dbt_executable, os.environ) if capture_columns else None
+            )
+            if command is not None:
+                resource = self.model_copy(update={"dbt_executable": command})
+                extra[CAPTURE_COLUMNS_ENV] = "1"
+                if source_plan is not None and source_plan.reads:
+                    plan_file = _write_plan(source_plan)
+                    extra[CAPTURE_SOURCES_ENV] = os.fspath(plan_file)
+            try:
+                with _environ(extra):
+                    invocation = resource.cli(
+                        list(args), context=context, raise_on_error=raise_on_error
+                    )
+            except BaseException:
+                _remove(plan_file)
+                raise
+            return PublicDbtInvocation(invocation, on_raw_line, plan_file)
         cleaned_args, selects, excludes = fast.extract_runtime_selection_from_args(args)
         params = fast.get_updated_cli_invocation_params_for_context(
             context=context,

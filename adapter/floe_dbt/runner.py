@@ -13,6 +13,11 @@ builds, and hands them to the parent as a floe-marked dbt ``Note`` (see
 :class:`ColumnCapture`). A capture never fails the node: an error becomes the note's ``error``,
 and the node goes on as dbt decides.
 
+The same runner is the ``floe-dbt`` command (a console script of the package): dagster-dbt's
+public ``DbtCliResource.cli()`` can only start an executable, so where floe takes that path
+(dagster-dbt 0.25 - 0.28) it starts ``floe-dbt`` instead of ``dbt`` (see
+:func:`runner_executable`), and the capture works there too.
+
 Beyond ``dbtRunner`` the capture relies on dbt internals that may move between versions: the
 ``ConnectionClosed`` event, the adapter registry (``dbt.adapters.factory.FACTORY``) and the
 connection manager's ``get_if_exists``/``rollback_if_open``. Where one is missing the note says
@@ -44,10 +49,12 @@ __all__ = [
     "RESULT_EVENTS",
     "RUNNER_ENV",
     "RUNNER_MODULE",
+    "RUNNER_SCRIPT",
     "ColumnCapture",
     "exit_code",
     "main",
     "runner_command",
+    "runner_executable",
 ]
 
 log = logging.getLogger("floe_dbt.runner")
@@ -55,6 +62,8 @@ log = logging.getLogger("floe_dbt.runner")
 #: ``subprocess`` here makes floe start the ``dbt`` command instead of this runner.
 RUNNER_ENV = "FLOE_DBT_RUNNER"
 RUNNER_MODULE = "floe_dbt.runner"
+#: The console script that runs :func:`main` (``[project.scripts]`` of the package).
+RUNNER_SCRIPT = "floe-dbt"
 
 #: dbt's result line per resource type that has a relation worth describing.
 RESULT_EVENTS = frozenset({"LogModelResult", "LogSeedResult", "LogSnapshotResult"})
@@ -202,6 +211,16 @@ def runner_command(dbt_executable: str, environ: Mapping[str, str]) -> list[str]
         str(executable) == "dbt" or executable.parent == Path(sys.executable).parent
     )
     return [sys.executable, "-m", RUNNER_MODULE] if own else None
+
+
+def runner_executable(dbt_executable: str, environ: Mapping[str, str]) -> str | None:
+    """The ``floe-dbt`` command beside this interpreter, where it can stand in for
+    ``dbt_executable`` (the same cases as :func:`runner_command`); None (run ``dbt`` itself, no
+    column capture) where it cannot, or where the command is not installed."""
+    if runner_command(dbt_executable, environ) is None:
+        return None
+    script = Path(sys.executable).parent / RUNNER_SCRIPT
+    return str(script) if script.is_file() and os.access(script, os.X_OK) else None
 
 
 def exit_code(success: bool, exception: BaseException | None) -> int:
