@@ -14,6 +14,10 @@
    ``HttpTransport.emit`` called once per event, as dbt-ol and other integrations do.
 
     .venv/bin/python bench/lineage_bench.py [--events 5000] [--repeat 3] [--skip-latency]
+        [--latency-repeat 3] [--skip-throughput]
+
+The latency part prints the machine's load average before and after it: on a shared 2-core
+machine the tail moves with it, so a figure is only worth as much as the load it was taken at.
 """
 
 from __future__ import annotations
@@ -437,6 +441,10 @@ def encoding_rates(events: list[dict[str, Any]]) -> tuple[float, float, float]:
 # --- report ------------------------------------------------------------------------------------
 
 
+def _load(load: tuple[float, float, float]) -> str:
+    return " / ".join(f"{value:.2f}" for value in load)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5000)
@@ -444,14 +452,21 @@ def main() -> None:
     parser.add_argument("--latency-repeat", type=int, default=1)
     parser.add_argument("--hop-events", type=int, default=300)
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--materialize", type=Path, help=argparse.SUPPRESS)  # worker mode
     args = parser.parse_args()
     if args.materialize:
         materialize(args.materialize)
 
     if not args.skip_latency:
+        load_before = os.getloadavg()
         samples = latency(args.latency_repeat)
-        print("\nlatency: dbt node state change -> event at the backend (ms)")
+        load_after = os.getloadavg()
+        print(
+            "\nlatency: dbt node state change -> event at the backend (ms); load average "
+            f"(1, 5, 15 min) before {_load(load_before)}, after {_load(load_after)}, "
+            f"{os.cpu_count()} cores"
+        )
         print(f"{'producer':32} {'events':>6} {'p50':>9} {'p99':>9} {'max':>9}")
         stats = {}
         for name, values in samples.items():
@@ -476,6 +491,8 @@ def main() -> None:
             f"p50 {percentile(hop, 50):.1f} ms, p99 {percentile(hop, 99):.1f} ms"
         )
 
+    if args.skip_throughput:
+        return
     translate, msgspec_rate, serde_rate = encoding_rates(run_events(args.events))
     print(
         f"\ntranslation {translate:.0f} RunEvents/s; JSON encoding: msgspec {msgspec_rate:.0f}/s, "
