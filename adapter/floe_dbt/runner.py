@@ -105,16 +105,23 @@ class ColumnCapture:
                 return
             self._described.add(node_info.unique_id)
             own_connection = name == "ConnectionClosed"
-            self._describe_sources(node_info.unique_id, own_connection=own_connection)
-            self._describe(
-                node_info.unique_id,
-                CapturedRelation(
-                    database=relation.database or None,
-                    schema=relation.schema or None,
-                    identifier=relation.alias,
-                ),
-                own_connection=own_connection,
-            )
+            try:
+                self._describe_sources(node_info.unique_id, own_connection=own_connection)
+                self._describe(
+                    node_info.unique_id,
+                    CapturedRelation(
+                        database=relation.database or None,
+                        schema=relation.schema or None,
+                        identifier=relation.alias,
+                    ),
+                    own_connection=own_connection,
+                )
+            finally:
+                if own_connection:
+                    # One transaction for all of the node's questions, ended once: where ending
+                    # it fails (dbt-duckdb 1.9 cannot roll back there), the next question's
+                    # BEGIN would fail inside the transaction still open.
+                    _end_transaction(_adapter())
         except Exception:  # the capture must never fail the node it describes
             log.warning("floe: column capture failed", exc_info=True)
 
@@ -150,6 +157,13 @@ class ColumnCapture:
                 error=f"{type(exc).__name__}: {exc}",
                 seconds=time.perf_counter() - started,
             )
+            if own_connection:
+                # A failed query aborts the transaction (PostgreSQL): the node's other
+                # questions get a fresh one.
+                try:
+                    _end_transaction(_adapter())
+                except Exception:
+                    log.debug("floe: cannot end the capture's transaction", exc_info=True)
         fire_event(Note(msg=encode(note)), level=EventLevel.DEBUG)
 
 
@@ -158,28 +172,30 @@ def _columns(
 ) -> tuple[tuple[str, str | None], ...]:
     """The relation's columns as dbt's adapter (the one this invocation registered) reads them.
 
-    On the node's own connection (still open: dbt is about to close it) the query's transaction
-    is rolled back, so dbt closes the connection as it left it.
+    On the node's own connection (still open: dbt is about to close it) the caller rolls the
+    queries' transaction back, so dbt closes the connection as it left it.
     """
-    from dbt.adapters.factory import FACTORY
-
-    adapters: list[Any] = list(FACTORY.adapters.values())
-    if len(adapters) != 1:
-        raise LookupError(f"expected one registered dbt adapter, found {len(adapters)}")
-    [adapter] = adapters
+    adapter = _adapter()
     target = adapter.Relation.create(
         database=relation.database, schema=relation.schema, identifier=relation.identifier
     )
     if own_connection:
-        try:
-            found = adapter.get_columns_in_relation(target)
-        finally:
-            _end_transaction(adapter)
+        found = adapter.get_columns_in_relation(target)
     else:
         with adapter.connection_named(f"floe_columns.{relation.identifier}"):
             found = adapter.get_columns_in_relation(target)
     # ``dtype`` is the type as the warehouse names it (``data_type`` adds dbt's sizes).
     return tuple((str(c.name), _warehouse_type(c)) for c in found)
+
+
+def _adapter() -> Any:
+    """The dbt adapter this invocation registered."""
+    from dbt.adapters.factory import FACTORY
+
+    adapters: list[Any] = list(FACTORY.adapters.values())
+    if len(adapters) != 1:
+        raise LookupError(f"expected one registered dbt adapter, found {len(adapters)}")
+    return adapters[0]
 
 
 def _end_transaction(adapter: Any) -> None:
