@@ -137,6 +137,11 @@ class RunColumns:
                 out[relation] = self._documented(ids[position] if ids else None)
         return out
 
+    @staticmethod
+    def lineage_from_sql(node: Node) -> bool:
+        """Whether the node's column lineage comes from its compiled SQL (models, snapshots)."""
+        return node.resource_type in _FROM_SQL
+
     def lineage_input(
         self,
         node: Node,

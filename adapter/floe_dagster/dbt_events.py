@@ -351,7 +351,12 @@ class DbtEventBuilder:
         if self.lineage_worker is None:
             return None
         node = self._node(data.get("node_info") or {})
-        if node is None or node.unique_id not in self._running or node.relation is None:
+        if (
+            node is None
+            or node.unique_id not in self._running
+            or node.relation is None
+            or not self.columns.lineage_from_sql(node)
+        ):
             return None
         try:
             wanted = self.columns.lineage_input(node, self._compiled_sql(node))
