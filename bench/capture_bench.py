@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -23,46 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_support import OFFLINE, copy_shop, generate
+
 VARIANTS = ["command", "runner", "capture"]
-OFFLINE = {
-    "HTTP_PROXY": "http://127.0.0.1:9",
-    "HTTPS_PROXY": "http://127.0.0.1:9",
-    "NO_PROXY": "",
-    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-}
-
-
-def generate(project: Path, models: int, layers: int = 10) -> None:
-    """Replace the shop's models with ``models`` generated ones (DuckDB SQL)."""
-    dbt_dir = project / "dbt"
-    shutil.rmtree(dbt_dir / "models")
-    shutil.rmtree(dbt_dir / "snapshots", ignore_errors=True)
-    out = dbt_dir / "models" / "gen"
-    out.mkdir(parents=True)
-    per_layer = max(1, models // layers)
-    for layer in range(layers):
-        for i in range(per_layer):
-            name = f"m_{layer}_{i}"
-            if layer == 0:
-                sql = f"select i as id, i * {i + 1} as v from range(100) t(i)\n"
-            else:
-                a = f"m_{layer - 1}_{i}"
-                b = f"m_{layer - 1}_{(i + 1) % per_layer}"
-                sql = (
-                    f"select a.id, a.v + b.v as v from {{{{ ref('{a}') }}}} a "
-                    f"join {{{{ ref('{b}') }}}} b using (id)\n"
-                )
-            (out / f"{name}.sql").write_text(sql)
 
 
 def prepare(target: str, models: int | None, work: Path) -> Path:
-    project = work / "shop"
-    shutil.copytree(
-        REPO / "examples" / "shop",
-        project,
-        ignore=shutil.ignore_patterns(".floe", "target", "logs", "*.duckdb*"),
-    )
+    project = copy_shop(work / "shop")
     env = {**os.environ, **OFFLINE}
     args = ["compile"]
     if target == "postgres":
