@@ -18,7 +18,8 @@ round:
 
 Printed: median wall time, peak RSS (process tree, sampled, and the largest process exact), the
 ratio floe / dagster-dbt, the load average, and whether the goal held (floe < 10 s at 5,000
-models, <= 1/3 of dagster-dbt's time, less memory).
+models, <= 1/3 of dagster-dbt's time, less memory: at least 5 % below dagster-dbt's peak RSS,
+both the tree's and the largest process's).
 
     .venv/bin/python bench/definitions_bench.py --models 1000,5000 --repeat 3
 """
@@ -51,6 +52,8 @@ from bench_support import (
 BENCH = Path(__file__).resolve().parent
 PLAIN_FILE = BENCH / "plain_dbt_definitions.py"
 VARIANTS = ["floe", "dagster-dbt"]
+#: floe's peak RSS must be at most this share of dagster-dbt's to count as "less memory".
+LESS_MEMORY = 0.95
 DROPPED_ENV = ("DAGSTER_HOME", "FLOE_ARTIFACTS", "FLOE_SOCKET", "FLOE_SPOOL_DIR", "VIRTUAL_ENV")
 
 
@@ -171,7 +174,11 @@ def bench_size(models: int, repeat: int, work: Path, bin_dir: Path) -> list[str]
     if models >= 5000:
         fast = wall["floe"] < 10
         third = wall["floe"] <= wall["dagster-dbt"] / 3
-        leaner = largest["floe"] < largest["dagster-dbt"] and tree["floe"] < tree["dagster-dbt"]
+        # "Less" means beyond the noise of RSS between runs: at least 5 % below the peer's.
+        leaner = (
+            largest["floe"] <= LESS_MEMORY * largest["dagster-dbt"]
+            and tree["floe"] <= LESS_MEMORY * tree["dagster-dbt"]
+        )
         lines += [
             f"goal at {models}: floe < 10 s: {'held' if fast else 'NOT held'}; "
             f"<= 1/3 of dagster-dbt: {'held' if third else 'NOT held'}; "
