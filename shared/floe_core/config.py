@@ -282,8 +282,16 @@ def _safe_load(text: str, path: Path) -> dict[str, Any]:
             if shape
             else "check indentation and quoting near that line",
         ) from None
-    except yaml.YAMLError as exc:
-        raise FloeConfigError(path, "", f"invalid YAML: {exc}") from None
+    except yaml.reader.ReaderError as exc:
+        # The one unmarked error yaml's loader raises (every other one is a MarkedYAMLError).
+        # A control character: yaml names its offset in the text; the message names its line.
+        raise FloeConfigError(
+            path,
+            "",
+            f"invalid YAML: unacceptable character #x{exc.character:04x} ({exc.reason})",
+            line=text.count("\n", 0, exc.position) + 1,
+            fix='remove it, or write it as an escape (such as "\\t") in a double-quoted string',
+        ) from None
     if not isinstance(data, dict):
         raise FloeConfigError(
             path,
