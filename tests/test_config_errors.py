@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from floe_core.config import FloeConfig, FloeConfigError, load_config, parse_config
+from floe_core.config import FloeConfig, FloeConfigError, FloeSpec, load_config, parse_config
+from floe_core.config import _enum_choices as enum_choices
+from floe_core.config import _explain as explain
+from floe_core.config import _fields_at as fields_at
 from floe_core.config import _line_of as line_of
 
 BASE = "name: shop\ncompute: {target: duckdb}\ntransforms: [{type: dbt, path: dbt}]\n"
@@ -844,6 +847,55 @@ CASES = [
         line=6,
         env="prod",
     ),
+    Case(
+        "env_enum",
+        BASE + "environments:\n  prod:\n    governance: {classification_source: dbt_meat}\n",
+        [
+            "{file}:6: environments.prod.governance.classification_source: value not allowed",
+            "  expected: one of dbt_meta, none",
+            "  found:    'dbt_meat'",
+            "  fix:      did you mean `dbt_meta`?",
+        ],
+        field="environments.prod.governance.classification_source",
+        line=6,
+        env="prod",
+    ),
+    Case(
+        "env_unknown_observability",
+        BASE + "environments:\n  prod:\n    observability:\n      lineage_endpont: x\n",
+        [
+            "{file}:7: environments.prod.observability.lineage_endpont: unknown field",
+            "  expected: one of traces, lineage, logs, metrics, log_level, otlp_endpoint, lineage_endpoint, attributes",
+            "  found:    'lineage_endpont'",
+            "  fix:      did you mean `lineage_endpoint`?",
+        ],
+        field="environments.prod.observability.lineage_endpont",
+        line=7,
+    ),
+    Case(
+        "env_unknown_in_transform",
+        BASE + "environments:\n  prod:\n    transforms:\n      - {type: dbt, path: a, extra: 1}\n",
+        [
+            "{file}:7: environments.prod.transforms[0].extra: unknown field",
+            "  expected: one of type, path, asset_key_prefix",
+            "  found:    'extra'",
+            "  fix:      remove `extra`",
+        ],
+        field="environments.prod.transforms[0].extra",
+        line=7,
+    ),
+    Case(
+        "env_attribute_key_not_a_string",
+        BASE + "environments:\n  prod:\n    observability:\n      attributes: {1: x}\n",
+        [
+            "{file}:7: environments.prod.observability.attributes.1: invalid name",
+            "  expected: str, got `int`",
+            "  found:    1",
+            "  fix:      use letters, digits, `_` and `-` only (not starting with `-`)",
+        ],
+        field="environments.prod.observability.attributes.1",
+        line=7,
+    ),
 ]
 
 
@@ -856,6 +908,19 @@ def test_each_mistake_gets_its_whole_error(tmp_path: Path, case: Case) -> None:
     err = info.value
     assert str(err) == "\n".join(case.message).replace("{file}", str(path.resolve()))
     assert (err.file, err.field, err.line) == (str(path.resolve()), case.field, case.line)
+
+
+def test_a_boolean_attribute_value_is_named_by_its_key(tmp_path: Path) -> None:
+    text = BASE + "observability:\n  attributes:\n    team: data\n    flag: true\n"
+    with pytest.raises(FloeConfigError) as info:
+        parse_config(text, tmp_path / "floe.yaml")
+    err = info.value
+    assert (err.field, err.line, err.expected, err.found) == (
+        "observability.attributes.flag",
+        7,
+        "str",
+        "boolean True",
+    )
 
 
 def test_the_same_mistake_read_from_text_bytes_or_file_says_the_same(tmp_path: Path) -> None:
@@ -1133,6 +1198,52 @@ def test_an_error_from_a_config_whose_bytes_are_not_utf8_still_builds() -> None:
     assert (err.field, err.line) == ("compute", 2)
 
 
+def test_a_msgspec_message_floe_does_not_know_still_names_file_field_and_fix() -> None:
+    # Every wording msgspec uses today has its own branch; a new one must not lose the place.
+    text = "name: shop\nversion: x\n"
+    err = explain(
+        "Some new complaint - at `$.version`",
+        {"version": "x"},
+        FloeSpec,
+        Path("/x/floe.yaml"),
+        text,
+        "",
+    )
+    assert str(err) == (
+        "/x/floe.yaml:2: version: Some new complaint\n"
+        "  found:    'x'\n"
+        "  fix:      see schemas/floe.schema.json (`floe schema`) for what this field accepts"
+    )
+
+
+def test_an_absolute_path_is_kept_as_written(tmp_path: Path) -> None:
+    # A symlinked project directory keeps the name the user gave it; relative ones resolve.
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    config = parse_config(BASE, tmp_path / "floe.yaml")
+    assert config.resolve_path(str(tmp_path / "link")) == tmp_path / "link"
+    assert config.resolve_path("link") == (tmp_path / "real").resolve()
+
+
+def test_the_type_walk_goes_through_mappings_and_lists() -> None:
+    # What an unknown field or a bad value is checked against, found from its path.
+    assert fields_at(FloeSpec, "environments.prod.compute") == [
+        "target",
+        "properties",
+        "connection_secret_ref",
+    ]
+    assert fields_at(FloeSpec, "transforms[0]") == ["type", "path", "asset_key_prefix"]
+    assert enum_choices(FloeSpec, "environments.prod.governance.classification_source") == [
+        "dbt_meta",
+        "none",
+    ]
+    # no struct or no literal there, or no such field
+    assert fields_at(FloeSpec, "name") == []
+    assert fields_at(FloeSpec, "transforms.type") == []
+    assert fields_at(FloeSpec, "compute.nope") == []
+    assert enum_choices(FloeSpec, "name") == []
+
+
 # --- _line_of: the line number in every message -----------------------------------------------
 
 DOC = """\
@@ -1156,6 +1267,8 @@ e: 5
         ("e", True, 6),
         ("a.b[1].z", False, 4),  # the deepest written parent
         ("a.b[1].z", True, None),
+        ("a.b[2]", False, 2),  # one past the end
+        ("a.b[2]", True, None),
         ("a.b[7]", False, 2),
         ("a.b[7]", True, None),
         ("e.f", False, 6),  # below a scalar
