@@ -955,6 +955,7 @@ def test_a_missing_file_says_where_to_run(tmp_path: Path) -> None:
         f"{tmp_path / 'nope.yaml'}: (document): file not found\n"
         "  fix:      run from the directory holding floe.yaml, or pass its path"
     )
+    assert (info.value.field, info.value.line) == ("", None)
 
 
 def test_a_directory_without_floe_yaml_names_the_file_it_looked_for(tmp_path: Path) -> None:
@@ -989,6 +990,7 @@ def test_an_unreadable_file_says_why(
         load_config(target)
     where = target / "floe.yaml" if target.is_dir() else target
     assert str(info.value) == f"{where}: (document): cannot read the file ({reason})"
+    assert (info.value.field, info.value.fix) == ("", None)
 
 
 def test_bytes_that_are_not_utf8_name_the_first_bad_byte(tmp_path: Path) -> None:
@@ -999,7 +1001,7 @@ def test_bytes_that_are_not_utf8_name_the_first_bad_byte(tmp_path: Path) -> None
     assert str(info.value) == (
         f"{path}: (document): not UTF-8 text (byte 9)\n  fix:      save floe.yaml as UTF-8"
     )
-    assert info.value.line is None
+    assert (info.value.field, info.value.line) == ("", None)
 
 
 @pytest.mark.parametrize(
@@ -1068,7 +1070,7 @@ def test_the_yaml_reader_refusals(tmp_path: Path, text: str, message: str | None
         parse_config(text, path)
     where = path if line is None else f"{path}:{line}"
     assert str(info.value) == f"{where}: (document): {message}"
-    assert info.value.line == line
+    assert (info.value.field, info.value.line) == ("", line)
 
 
 # --- environments -----------------------------------------------------------------------------
