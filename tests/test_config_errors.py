@@ -1016,6 +1016,13 @@ def test_bytes_that_are_not_utf8_name_the_first_bad_byte(tmp_path: Path) -> None
             5,
         ),
         (
+            "\n" + BASE + 'x: "\x07"\n',  # a blank first line is counted too
+            "invalid YAML: unacceptable character #x0007 (special characters are not allowed)\n"
+            '  fix:      remove it, or write it as an escape (such as "\\t") in a double-quoted'
+            " string",
+            5,
+        ),
+        (
             "\x1bname: shop\n",
             "invalid YAML: unacceptable character #x001b (special characters are not allowed)\n"
             '  fix:      remove it, or write it as an escape (such as "\\t") in a double-quoted'
@@ -1054,6 +1061,7 @@ def test_bytes_that_are_not_utf8_name_the_first_bad_byte(tmp_path: Path) -> None
     ],
     ids=[
         "control-character",
+        "control-character-after-a-blank-line",
         "control-character-first-line",
         "nested",
         "alias-bomb",
