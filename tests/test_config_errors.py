@@ -319,6 +319,51 @@ CASES = [
         env=None,
     ),
     Case(
+        # YAML reads 1.10 as the float 1.1: the fix quotes what the file says, not what YAML read.
+        "quote_as_written",
+        (
+            "name: shop\n"
+            "version: 1.10\n"
+            "compute: {target: duckdb}\n"
+            "transforms: [{type: dbt, path: dbt}]\n"
+        ),
+        [
+            "{file}:2: version: wrong type",
+            "  expected: str | null",
+            "  found:    float 1.1",
+            '  fix:      quote it: version: "1.10"',
+        ],
+        field="version",
+        line=2,
+        env=None,
+    ),
+    Case(
+        "quote_a_yaml_boolean_as_written",
+        BASE + "observability:\n  attributes:\n    tenant: yes\n",
+        [
+            "{file}:6: observability.attributes.tenant: wrong type",
+            "  expected: str",
+            "  found:    boolean True",
+            '  fix:      quote it: tenant: "yes"',
+        ],
+        field="observability.attributes.tenant",
+        line=6,
+        env=None,
+    ),
+    Case(
+        "key_read_as_a_number_is_quoted_as_written",
+        BASE + "observability:\n  attributes:\n    tenant: acme\n    01: x\n",
+        [
+            "{file}:7: observability.attributes.1: invalid name",
+            "  expected: a string key",
+            "  found:    int 1",
+            '  fix:      quote the key: "01":',
+        ],
+        field="observability.attributes.1",
+        line=7,
+        env=None,
+    ),
+    Case(
         "quote_int",
         (
             "name: shop\n"
@@ -464,9 +509,9 @@ CASES = [
         ),
         [
             "{file}:6: environments.3: invalid name",
-            "  expected: str, got `int`",
-            "  found:    3",
-            "  fix:      use letters, digits, `_` and `-` only (not starting with `-`)",
+            "  expected: a string key",
+            "  found:    int 3",
+            '  fix:      quote the key: "3":',
         ],
         field="environments.3",
         line=6,
@@ -889,9 +934,9 @@ CASES = [
         BASE + "environments:\n  prod:\n    observability:\n      attributes: {1: x}\n",
         [
             "{file}:7: environments.prod.observability.attributes.1: invalid name",
-            "  expected: str, got `int`",
-            "  found:    1",
-            "  fix:      use letters, digits, `_` and `-` only (not starting with `-`)",
+            "  expected: a string key",
+            "  found:    int 1",
+            '  fix:      quote the key: "1":',
         ],
         field="environments.prod.observability.attributes.1",
         line=7,

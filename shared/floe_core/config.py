@@ -437,7 +437,8 @@ def _explain(
         if rel.split(".")[-1] in _EXAMPLES and not typed.group(2):
             fix = f"for example {_EXAMPLES[rel.split('.')[-1]]}"
         if expected.startswith("str") and isinstance(found_value, int | float):
-            fix = f'quote it: {field.rsplit(".", 1)[-1]}: "{found_value}"'
+            spelled = _written(text, field) or str(found_value)
+            fix = f'quote it: {field.rsplit(".", 1)[-1]}: "{spelled}"'
         return FloeConfigError(
             path,
             field,
@@ -475,15 +476,34 @@ def _explain_key(
     )
     full = _join(field, str(bad)) if bad is not None else field
     expected = msg.replace("Expected `", "").replace("`", "", 1)
+    fix = "use letters, digits, `_` and `-` only (not starting with `-`)"
+    found = repr(bad)
+    line = _line_of(text, full)
+    if bad is not None and not isinstance(bad, str):  # `1:` or `true:` read as a number, a bool
+        spelled, key_line = _written_key(text, field, bad)
+        expected = "a string key"
+        found = f"{_type_name(bad)} {bad!r}"
+        fix = f'quote the key: "{spelled}":'
+        line = key_line or line
     return FloeConfigError(
-        path,
-        full,
-        "invalid name",
-        expected=expected,
-        found=repr(bad),
-        fix="use letters, digits, `_` and `-` only (not starting with `-`)",
-        line=_line_of(text, full),
+        path, full, "invalid name", expected=expected, found=found, fix=fix, line=line
     )
+
+
+def _written_key(text: str, field: str, key: Any) -> tuple[str, int | None]:
+    """A non-string mapping key under ``field`` as the file spells it (``01``, ``yes``), and
+    its line."""
+    _, node = _node_at(text, field)
+    for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":str"):
+            continue
+        try:
+            loaded = yaml.safe_load(key_node.value)
+        except yaml.YAMLError:
+            continue
+        if loaded == key and type(loaded) is type(key):
+            return str(key_node.value), key_node.start_mark.line + 1
+    return str(key), None
 
 
 def _concrete_key(data: Any, rel: str, kind: type | tuple[type, ...] | None) -> str:
@@ -599,12 +619,26 @@ def _type_name(value: Any) -> str:
 def _line_of(text: str, field: str, *, exact: bool = False) -> int | None:
     """1-based line of ``field`` (a dotted path) in the YAML text, found via the node tree;
     the deepest existing parent's line unless ``exact``."""
+    line, node = _node_at(text, field)
+    return line if node is not None or not exact else None
+
+
+def _written(text: str, field: str) -> str | None:
+    """The scalar at ``field`` exactly as the file spells it (``1.10``, ``yes``), not as YAML
+    read it (``1.1``, ``True``): what a fix that says "quote it" must quote."""
+    _, node = _node_at(text, field)
+    return node.value if isinstance(node, yaml.ScalarNode) else None
+
+
+def _node_at(text: str, field: str) -> tuple[int | None, Any]:
+    """The line of the deepest node on ``field``'s path, and ``field``'s own node (None when
+    the path stops short of it)."""
     if not field:
-        return None
+        return None, None
     try:
         node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
-        return None
+        return None, None
     line: int | None = None
     for part in _parts(field):
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
@@ -614,12 +648,12 @@ def _line_of(text: str, field: str, *, exact: bool = False) -> int | None:
                     node = value
                     break
             else:
-                return None if exact else line
+                return line, None
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
-                return None if exact else line
+                return line, None
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
-            return None if exact else line
-    return line
+            return line, None
+    return line, node
