@@ -364,6 +364,20 @@ CASES = [
         env=None,
     ),
     Case(
+        # A quoted "1" is a valid name; the unquoted 01 below it is the one named, on its own line.
+        "key_read_as_a_number_beside_a_quoted_one",
+        BASE + 'observability:\n  attributes:\n    "1": a\n    tenant: acme\n    01: x\n',
+        [
+            "{file}:8: observability.attributes.1: invalid name",
+            "  expected: a string key",
+            "  found:    int 1",
+            '  fix:      quote the key: "01":',
+        ],
+        field="observability.attributes.1",
+        line=8,
+        env=None,
+    ),
+    Case(
         "quote_int",
         (
             "name: shop\n"
