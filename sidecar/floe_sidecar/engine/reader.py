@@ -20,6 +20,7 @@ Rules every consumer relies on:
 
 from __future__ import annotations
 
+import heapq
 import os
 import stat
 import time
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from floe_core.spool import fd_is_sealed, list_segment_names
+from floe_core.spool import SEGMENT_SUFFIX, fd_is_sealed
 from floe_core.spoolfs import SymlinkRefused, open_dir, open_in
 from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.engine.cursor import FINGERPRINT_BYTES, SegmentPosition, fingerprint
@@ -146,6 +147,8 @@ class SpoolReader:
         )
         self._verified.discard(name)
         self._sealed_done.pop(name, None)
+        if name not in self._queue:  # queued at the next listing, if it is there already
+            self._listed.discard(name)
 
     def sealed_ends(self) -> dict[str, SealedEnd]:
         """The segments this reader found sealed and read to their end (a copy: safe to take
@@ -180,8 +183,11 @@ class SpoolReader:
         while queue:
             name = queue[0]
             piece = self._read_segment(name, max_lines)
-            if name in self._sealed_done or name in self._refused or name not in self._pos:
-                queue.popleft()  # read to its end and sealed, or gone: never again
+            if name in self._sealed_done or name in self._refused:
+                queue.popleft()  # read to its end and sealed, or refused: never again
+            elif name not in self._pos:  # gone: listed afresh should it come back
+                queue.popleft()
+                self._listed.discard(name)
             elif piece is None:
                 waiting.append(queue.popleft())
             if piece is not None:
@@ -190,18 +196,36 @@ class SpoolReader:
         return piece
 
     def _relist(self) -> None:
-        names = list_segment_names(self.spool_dir)
-        present = set(names)
-        for name in self._listed - present:  # deleted (retired): prune from the cursor
-            self._forget(name)
-        self._listed = present
-        self.close()  # the next open takes the directory as it is now
-        for name in self._sealed_done.keys() - present:
-            del self._sealed_done[name]
-        self._refused.intersection_update(present)
-        self._queue = deque(
-            n for n in names if n not in self._sealed_done and n not in self._refused
+        """Take in what the directory holds now: segments that appeared join the queue in name
+        order, segments that went are forgotten (pruned from the cursor).
+
+        Only the names not seen before are filtered and sorted, and the queue (segments not
+        done yet) is kept, not rebuilt: a relist of a long backlog costs one ``listdir`` and
+        two set operations, however often a reader that caught up lists again.
+        """
+        try:
+            entries = set(os.listdir(self.spool_dir))
+        except FileNotFoundError:
+            entries = set()
+        listed = self._listed
+        gone = listed - entries
+        fresh = sorted(
+            n for n in entries - listed if n.endswith(SEGMENT_SUFFIX) and not n.startswith(".")
         )
+        self.close()  # the next open takes the directory as it is now
+        if gone:
+            for name in gone:  # deleted (retired): prune from the cursor
+                self._forget(name)
+                self._refused.discard(name)
+            listed -= gone
+            self._queue = deque(n for n in self._queue if n not in gone)
+        if fresh:
+            listed.update(fresh)
+            queue = self._queue
+            if not queue or queue[-1] < fresh[0]:
+                queue.extend(fresh)  # the usual case: newer segments sort last
+            else:
+                self._queue = deque(heapq.merge(queue, fresh))
         self._listed_at = time.monotonic()
 
     # -- internals -------------------------------------------------------------------------
@@ -238,11 +262,15 @@ class SpoolReader:
             self._refuse(name, str(exc))
             return None
         try:
+            # The seal first, the size after it: a segment found sealed has its final size in
+            # this one fstat, so a segment read whole costs open, flock, fstat, pread, close.
+            # (The shared lock goes with the descriptor, closed below.)
+            sealed = _locked_shared(fd)
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):  # a FIFO, a device: never read
                 self._refuse(name, f"not a regular file, refused: {self.spool_dir / name}")
                 return None
-            return self._read_open_segment(fd, st, name, max_lines)
+            return self._read_open_segment(fd, st, name, max_lines, sealed)
         finally:
             os.close(fd)
 
@@ -269,8 +297,10 @@ class SpoolReader:
         self._sealed_done.pop(name, None)
 
     def _read_open_segment(
-        self, fd: int, st: os.stat_result, name: str, max_lines: int
+        self, fd: int, st: os.stat_result, name: str, max_lines: int, sealed: bool
     ) -> SegmentSlice | None:
+        """Read ``fd`` (``st`` taken after the seal was tested: with ``sealed``, its size is
+        final) from this reader's position in ``name``."""
         pos = self._pos.get(name)
         if pos is None:
             pos = self._pos[name] = SegmentPosition(ino=st.st_ino, dev=st.st_dev)
@@ -291,7 +321,8 @@ class SpoolReader:
         size = st.st_size
         offset = pos.offset
         if size <= offset:
-            self._note_if_sealed(fd, name, pos, size)
+            if sealed:
+                self._sealed_done[name] = SealedEnd(pos.ino, pos.dev, size)
             return None
         data = os.pread(fd, min(self.chunk_bytes, size - offset), offset)
         if pos.fp_len < FINGERPRINT_BYTES and offset <= pos.fp_len:
@@ -303,8 +334,8 @@ class SpoolReader:
             lines.pop()  # the bytes after the last newline: not a line yet
             pos.offset = offset + cut + 1
             end = pos.offset
-            if pos.offset == size:  # no second visit just to learn it is done
-                self._note_if_sealed(fd, name, pos, size)
+            if sealed and end == size:  # no second visit just to learn it is done
+                self._sealed_done[name] = SealedEnd(pos.ino, pos.dev, size)
             if len(lines) > max_lines:
                 rest = lines[max_lines:]
                 lines = lines[:max_lines]
@@ -314,7 +345,7 @@ class SpoolReader:
         if len(data) > self.max_line_bytes:
             return self._oversized(fd, name, pos, offset, data)
         # A partial last line: wait for its newline, unless nobody will ever write it.
-        if fd_is_sealed(fd) and os.fstat(fd).st_size == size:
+        if sealed and len(data) == size - offset:
             pos.offset = size
             return SegmentSlice(
                 name,
@@ -329,12 +360,6 @@ class SpoolReader:
                 length=len(data),
             )
         return None
-
-    def _note_if_sealed(self, fd: int, name: str, pos: SegmentPosition, size: int) -> None:
-        """Read to ``size``: if the writer is gone and nothing landed since, the segment is done."""
-        # Sealed now: the size is final. (The descriptor is closed after this read.)
-        if fd_is_sealed(fd, closing=True) and os.fstat(fd).st_size == size:
-            self._sealed_done[name] = SealedEnd(pos.ino, pos.dev, size)
 
     def _oversized(
         self, fd: int, name: str, pos: SegmentPosition, offset: int, data: bytes
@@ -368,3 +393,12 @@ class SpoolReader:
             head=data[:OVERSIZED_HEAD_BYTES],
             length=length_end - offset,
         )
+
+
+def _locked_shared(fd: int) -> bool:
+    """Is the segment open as ``fd`` sealed? The shared lock, once taken, is kept until ``fd``
+    closes (see :func:`~floe_core.spool.fd_is_sealed`); a file that takes no lock is not."""
+    try:
+        return fd_is_sealed(fd, closing=True)
+    except OSError:
+        return False
