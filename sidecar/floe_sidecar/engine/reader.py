@@ -185,9 +185,8 @@ class SpoolReader:
             piece = self._read_segment(name, max_lines)
             if name in self._sealed_done or name in self._refused:
                 queue.popleft()  # read to its end and sealed, or refused: never again
-            elif name not in self._pos:  # gone: listed afresh should it come back
+            elif name not in self._pos:  # gone (forgotten): listed afresh should it come back
                 queue.popleft()
-                self._listed.discard(name)
             elif piece is None:
                 waiting.append(queue.popleft())
             if piece is not None:
@@ -295,6 +294,7 @@ class SpoolReader:
             self._gone.add(name)
         self._verified.discard(name)
         self._sealed_done.pop(name, None)
+        self._listed.discard(name)  # should it be created again, the next listing queues it
 
     def _read_open_segment(
         self, fd: int, st: os.stat_result, name: str, max_lines: int, sealed: bool
@@ -302,6 +302,10 @@ class SpoolReader:
         """Read ``fd`` (``st`` taken after the seal was tested: with ``sealed``, its size is
         final) from this reader's position in ``name``."""
         pos = self._pos.get(name)
+        if pos is None and sealed and 0 < st.st_size <= self.chunk_bytes:
+            whole = self._read_sealed_whole(fd, st, name, max_lines)
+            if whole is not None:
+                return whole
         if pos is None:
             pos = self._pos[name] = SegmentPosition(ino=st.st_ino, dev=st.st_dev)
         elif (pos.ino, pos.dev) != (st.st_ino, st.st_dev):
@@ -360,6 +364,36 @@ class SpoolReader:
                 length=len(data),
             )
         return None
+
+    def _read_sealed_whole(
+        self, fd: int, st: os.stat_result, name: str, max_lines: int
+    ) -> SegmentSlice | None:
+        """A sealed segment never read before, that fits one chunk and ends with a newline (a
+        backlog of small segments is made of these): read whole, done, in one step. None: not
+        such a segment after all (the general path takes it)."""
+        size = st.st_size
+        data = os.pread(fd, size, 0)
+        if len(data) != size or data[-1] != 10:  # ends inside a line: the general path
+            return None
+        head = data[:FINGERPRINT_BYTES]
+        pos = SegmentPosition(
+            ino=st.st_ino, dev=st.st_dev, offset=size, fp=fingerprint(head), fp_len=len(head)
+        )
+        if data.find(b"\n") == size - 1:
+            lines = [data[:-1]]
+        else:
+            lines = data.split(b"\n")
+            lines.pop()
+        self._pos[name] = pos
+        self._verified.add(name)
+        self._sealed_done[name] = SealedEnd(pos.ino, pos.dev, size)
+        end = size
+        if len(lines) > max_lines:
+            rest = lines[max_lines:]
+            lines = lines[:max_lines]
+            end = sum(len(line) for line in lines) + len(lines)
+            self._buffered = _Buffered(name, rest, 0, end)
+        return SegmentSlice(name, 0, end, pos.ino, pos.dev, pos.fp, pos.fp_len, lines)
 
     def _oversized(
         self, fd: int, name: str, pos: SegmentPosition, offset: int, data: bytes
