@@ -10,23 +10,29 @@ moves when another process shares the core (the two are close on a quiet machine
 sidecar's own status file: the time from its engine's start to the last delivery (the backlog
 is delivered; process start and imports excluded) and what retiring the segments took after it.
 
+The last line is the floor: the CPU time of the five system calls a reader cannot do without
+for each segment (open, shared lock, fstat, pread, close), measured in the bench's own process on
+the same CPU; one segment's drain time plus that floor is the best the many segments can do.
+
     .venv/bin/python bench/sidecar_many_segments.py [--segments 10000] [--repeat 3] [--cpu 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from sidecar_common import SIDECAR, lines, run_pinned, sidecar_env
 
 from floe_core.layout import SpoolLayout
-from floe_core.spool import SpoolWriter, list_segments
+from floe_core.spool import SpoolWriter, list_segment_names, list_segments
 from floe_sidecar.engine.status import read_health
 
 GOAL = 20_000
@@ -76,6 +82,38 @@ def drain(master: Path, work: Path, cpu: int, count: int) -> Drain:
     )
 
 
+def syscall_floor(master: Path, work: Path, cpu: int) -> float:
+    """CPU seconds of the system calls a reader cannot do without for each segment of
+    ``master`` (open, shared lock, fstat, pread, close), in this process on ``cpu``: what
+    draining many segments costs on top of one segment at the very least."""
+    spool = work / "floor"
+    shutil.rmtree(spool, ignore_errors=True)
+    shutil.copytree(master, spool)
+    os.sync()
+    names = list_segment_names(spool)
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    dir_fd = os.open(spool, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+        started = time.process_time()
+        for name in names:
+            fd = os.open(name, flags, dir_fd=dir_fd)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            os.pread(fd, os.fstat(fd).st_size, 0)
+            os.close(fd)
+        return time.process_time() - started
+    finally:
+        os.close(dir_fd)
+        os.sched_setaffinity(0, before)
+        shutil.rmtree(spool, ignore_errors=True)
+
+
+def rate_text(events: int, seconds: float) -> str:
+    """events/s, or "-" when the process start subtracted from a short run leaves nothing."""
+    return f"{events / seconds:,.0f}" if seconds > 0.005 else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=10_000)
@@ -104,8 +142,8 @@ def main() -> None:
         def median(key: str, field: str) -> float:
             return statistics.median(getattr(r, field) for r in runs[key])
 
-        rate = {
-            (key, basis): n / max(value, 1e-6)
+        seconds = {
+            (key, basis): value
             for key in runs
             for basis, value in (
                 ("wall", median(key, "wall") - start_wall),
@@ -113,6 +151,7 @@ def main() -> None:
                 ("delivered", median(key, "delivered")),
             )
         }
+        floor = statistics.median(syscall_floor(many, work, args.cpu) for _ in range(3))
         print(
             f"{n:,} events; process start {start_wall:.2f} s wall, {start_cpu:.2f} s CPU "
             f"(subtracted); load {os.getloadavg()[0]:.2f}"
@@ -130,17 +169,28 @@ def main() -> None:
             print(
                 f"| {label} | {median(key, 'wall'):.2f} | {median(key, 'cpu'):.2f} "
                 f"| {median(key, 'delivered'):.2f} | {median(key, 'retired'):.2f} "
-                f"| {rate[key, 'wall']:,.0f} | {rate[key, 'CPU']:,.0f} "
-                f"| {rate[key, 'delivered']:,.0f} |"
+                f"| {rate_text(n, seconds[key, 'wall'])} | {rate_text(n, seconds[key, 'CPU'])} "
+                f"| {rate_text(n, seconds[key, 'delivered'])} |"
             )
         print()
         for basis in ("wall", "CPU", "delivered"):
-            many_rate = rate["many", basis]
+            many_s, one_s = seconds["many", basis], seconds["one", basis]
+            if min(many_s, one_s) <= 0.005:
+                print(f"{basis:>9}: - (the process start left nothing to compare)")
+                continue
+            many_rate = n / many_s
             print(
-                f"{basis:>9}: many / one {many_rate / rate['one', basis]:.2f}; "
+                f"{basis:>9}: many / one {one_s / many_s:.2f}; "
                 f"many / goal ({GOAL:,}/s) {many_rate / GOAL:.2f}  "
                 f"{'OK' if many_rate >= GOAL else 'BELOW GOAL'}"
             )
+        one_s = seconds["one", "delivered"]
+        print(
+            f"\nsyscall floor: open + flock + fstat + pread + close of the {n:,} segments "
+            f"{floor:.3f} s CPU ({floor / n * 1e6:.1f} us each); one segment's time plus it: "
+            f"{n / (one_s + floor):,.0f} events/s, many / one at best "
+            f"{one_s / (one_s + floor):.2f}"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
