@@ -8,12 +8,21 @@ count in a status is checked where it can be off by one.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from support.data import event_id_of, event_line
+from support.sidecar import write_spool
 
+from floe_core.errors import DeliveryError
+from floe_core.events import Event
 from floe_core.fsutil import fsync_dir
 from floe_core.spool import SpoolWriter, is_sealed
 from floe_sidecar.engine import deadletter as deadletter_module
@@ -23,6 +32,7 @@ from floe_sidecar.engine.deadletter import DeadLetter, count_records, read_deadl
 from floe_sidecar.engine.pipeline import SinkPipeline
 from floe_sidecar.engine.reader import SegmentSlice, SpoolReader
 from floe_sidecar.engine.undeliverable import Undeliverable
+from floe_sidecar.sinks.base import Rejection
 from floe_sidecar.sinks.file import FileSink
 
 SEGMENT = "20260101T000000.000000001-adapter-1-aaaaaa.ndjson"
@@ -392,3 +402,460 @@ def test_a_cursor_that_is_a_link_is_set_aside_never_read_through(tmp_path: Path)
     [aside] = [p for p in cursors.iterdir() if p.name.startswith("file.json.corrupt-")]
     assert aside.is_symlink() and not link.exists()
     assert elsewhere.read_bytes() == before
+
+
+# -- a sink's pipeline, called directly -----------------------------------------------------------
+
+
+class ListSink:
+    """A sink in memory: ``per_event`` items for each event (its id, numbered), each deliver call
+    recorded; ``poison`` items make deliver raise ``ValueError`` (an item no exporter can
+    encode); ``reject`` answers for a batch."""
+
+    def __init__(self, name: str = "list", max_batch: int = 50, per_event: int = 1) -> None:
+        self.name = name
+        self.max_batch = max_batch
+        self.per_event = per_event
+        self.calls: list[list[str]] = []
+        self.delivered: list[str] = []
+        self.poison: set[str] = set()
+        self.down: Exception | None = None
+        self.reject: Callable[[Sequence[str]], Sequence[Rejection]] = lambda batch: ()
+        self.fail_translate: set[str] = set()
+        self.closed = False
+
+    def translate(self, event: Event) -> Sequence[str]:
+        if event.event_id in self.fail_translate:
+            raise KeyError("boom")
+        return [f"{event.event_id}#{n}" for n in range(self.per_event)]
+
+    def deliver(self, batch: Sequence[str]) -> Sequence[Rejection]:
+        self.calls.append(list(batch))
+        if self.down is not None:
+            raise self.down
+        if self.poison.intersection(batch):
+            raise ValueError(f"cannot encode {sorted(self.poison.intersection(batch))[0]}")
+        rejected = self.reject(batch)
+        bad = {r.index for r in rejected}
+        self.delivered += [x for i, x in enumerate(batch) if i not in bad]
+        return rejected
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class StateSink(ListSink):
+    """A stateful sink: its state is the list of what it delivered, committed or not."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.restored: list[bytes | None] = []
+        self.commits = 0
+
+    def restore(self, state: bytes | None) -> None:
+        self.restored.append(state)
+
+    def checkpoint(self) -> bytes | None:
+        return json.dumps(self.delivered).encode()
+
+    def committed(self) -> None:
+        self.commits += 1
+
+
+def _item(i: int, n: int = 0) -> str:
+    return f"{event_id_of(i)}#{n}"
+
+
+def _pipeline(tmp_path: Path, sink: ListSink, **kw: Any) -> tuple[SinkPipeline, Path]:
+    owner, dead = _owner(tmp_path)
+    return SinkPipeline(sink, tmp_path / "spool", tmp_path / "cursor.json", owner, **kw), dead
+
+
+def test_a_pipeline_batches_at_most_max_batch_items_and_counts_them_in_its_cursor(
+    tmp_path: Path,
+) -> None:
+    write_spool(tmp_path / "spool", 5)
+    sink = ListSink(max_batch=2)
+    pipeline, _ = _pipeline(tmp_path, sink)
+    created = pipeline.cursor.created_at
+    sizes = []
+    while (batch := pipeline.prepare()) is not None:
+        sizes.append((len(batch.items), batch.events))
+        assert pipeline.deliver(batch) == (len(batch.items), 0)
+    assert sizes == [(2, 2), (2, 2), (1, 1)]
+    assert sink.delivered == [_item(i) for i in range(5)]
+    saved = load_cursor(tmp_path / "cursor.json", "list")
+    assert (saved.owner, saved.delivered, saved.dead_lettered) == ("list", 5, 0)
+    assert saved.created_at == created
+    assert pipeline.positions() == saved.positions
+
+
+def test_a_sink_asking_for_batches_of_zero_gets_batches_of_one(tmp_path: Path) -> None:
+    write_spool(tmp_path / "spool", 2)
+    pipeline, _ = _pipeline(tmp_path, ListSink(max_batch=0))
+    batch = pipeline.prepare()
+    assert batch is not None and batch.items == [_item(0)]
+
+
+def test_a_lingering_pipeline_waits_once_for_more_before_delivering_a_part_batch(
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    write_spool(spool, 1)
+    pipeline, _ = _pipeline(tmp_path, ListSink(), linger=0.6)
+    late = threading.Timer(0.1, write_spool, (spool, 1), {"start": 1})
+    late.start()
+    try:
+        batch = pipeline.prepare()
+    finally:
+        late.join()
+    assert batch is not None and batch.items == [_item(0), _item(1)]
+    quick, _ = _pipeline(tmp_path / "again", ListSink())
+    write_spool(tmp_path / "again" / "spool", 1)
+    started = time.monotonic()
+    assert quick.prepare() is not None
+    assert time.monotonic() - started < 0.3  # no linger: no wait
+
+
+def test_events_a_sink_ignores_move_its_cursor_lazily(tmp_path: Path) -> None:
+    """No item: nothing to deliver, no fsync per piece; the position is saved when idle."""
+    write_spool(tmp_path / "spool", 3)
+    pipeline, _ = _pipeline(tmp_path, ListSink(per_event=0))
+    assert pipeline.prepare() is None
+    [(segment, position)] = pipeline.positions().items()
+    assert position.offset == (tmp_path / "spool" / segment).stat().st_size
+    assert not (tmp_path / "cursor.json").exists()
+    pipeline.save_if_dirty()
+    assert load_cursor(tmp_path / "cursor.json", "list").positions == {segment: position}
+    os.unlink(tmp_path / "cursor.json")
+    pipeline.save_if_dirty()  # saved already: not written again
+    assert not (tmp_path / "cursor.json").exists()
+
+
+def test_a_translation_failure_is_dead_lettered_logged_and_the_rest_delivered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_spool(tmp_path / "spool", 3)
+    sink = ListSink()
+    sink.fail_translate = {event_id_of(1)}
+    pipeline, dead = _pipeline(tmp_path, sink)
+    with caplog.at_level(logging.INFO, logger="floe_sidecar.engine.pipeline"):
+        batch = pipeline.prepare()
+    assert batch is not None and batch.items == [_item(0), _item(2)] and batch.events == 3
+    [record] = [r for r in caplog.records if r.name == "floe_sidecar.engine.pipeline"]
+    assert record.getMessage() == "translation failed; event dead-lettered"
+    assert record.levelno == logging.ERROR
+    fields = (record.sink, record.count, record.error)  # type: ignore[attr-defined]
+    assert fields == ("list", 1, "KeyError: 'boom'")
+    [dead_record] = _records(dead)
+    assert (dead_record["kind"], dead_record["reason"], dead_record["sink"]) == (
+        "translate_error",
+        "KeyError: 'boom'",
+        "list",
+    )
+    assert dead_record["line"] == event_line(1).rstrip(b"\n").decode()
+    assert pipeline.dead_lettered == 1
+
+
+def test_every_item_of_a_multi_item_event_points_back_to_its_line(tmp_path: Path) -> None:
+    write_spool(tmp_path / "spool", 2)
+    sink = ListSink(per_event=3)
+    pipeline, _ = _pipeline(tmp_path, sink)
+    batch = pipeline.prepare()
+    assert batch is not None
+    assert batch.items == [_item(i, n) for i in range(2) for n in range(3)]
+    assert [index for _, index in batch.origins] == [0, 0, 0, 1, 1, 1]
+    assert all(piece is batch.pieces[0] for piece, _ in batch.origins)
+
+
+def test_a_permanent_failure_is_bisected_to_the_item_at_fault(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_spool(tmp_path / "spool", 5)
+    sink = ListSink()
+    sink.poison = {_item(3)}
+    sink.reject = lambda batch: (
+        [Rejection(batch.index(_item(1)), "no")] if _item(1) in batch else []
+    )
+    pipeline, dead = _pipeline(tmp_path, sink)
+    batch = pipeline.prepare()
+    assert batch is not None
+    with caplog.at_level(logging.INFO, logger="floe_sidecar.engine.pipeline"):
+        assert pipeline.deliver(batch) == (3, 2)
+    assert sink.delivered == [_item(0), _item(2), _item(4)]
+    [record] = [r for r in caplog.records if r.name == "floe_sidecar.engine.pipeline"]
+    assert record.getMessage() == "delivery failed permanently; finding the items at fault"
+    assert record.levelno == logging.WARNING
+    fields = (record.sink, record.items, record.error)  # type: ignore[attr-defined]
+    assert fields == ("list", 5, f"ValueError: cannot encode {_item(3)}")
+    records = _records(dead)
+    assert [(r["kind"], r["reason"], r["line"]) for r in records] == [
+        ("rejected", "item 1 of a batch of 5: no", event_line(1).rstrip(b"\n").decode()),
+        (
+            "rejected",
+            f"item 3 of a batch of 5: permanent error: ValueError: cannot encode {_item(3)}",
+            event_line(3).rstrip(b"\n").decode(),
+        ),
+    ]
+    saved = load_cursor(tmp_path / "cursor.json", "list")
+    assert (saved.delivered, saved.dead_lettered) == (3, 2)
+    assert pipeline.dead_lettered == 2
+
+
+@pytest.mark.parametrize(
+    "error", [ConnectionError("endpoint down"), DeliveryError("busy", permanent=False)]
+)
+def test_a_retryable_failure_raises_and_moves_nothing(tmp_path: Path, error: Exception) -> None:
+    write_spool(tmp_path / "spool", 3)
+    sink = ListSink()
+    sink.down = error
+    pipeline, dead = _pipeline(tmp_path, sink)
+    batch = pipeline.prepare()
+    assert batch is not None
+    with pytest.raises(type(error)):
+        pipeline.deliver(batch)
+    assert len(sink.calls) == 1  # not bisected: the endpoint is at fault, not the items
+    assert not (tmp_path / "cursor.json").exists() and not dead.exists()
+
+
+def test_a_retryable_failure_while_bisecting_raises_the_whole_batch_again(tmp_path: Path) -> None:
+    write_spool(tmp_path / "spool", 4)
+    sink = ListSink()
+    sink.poison = {_item(0)}
+    pipeline, dead = _pipeline(tmp_path, sink)
+    batch = pipeline.prepare()
+    assert batch is not None
+    real = sink.deliver
+
+    def deliver(part: Sequence[str]) -> Sequence[Rejection]:
+        if len(sink.calls) == 2:  # the second half, while the first is bisected
+            sink.calls.append(list(part))
+            raise OSError("connection reset")
+        return real(part)
+
+    sink.deliver = deliver  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="connection reset"):
+        pipeline.deliver(batch)
+    assert not (tmp_path / "cursor.json").exists() and not dead.exists()
+
+
+def test_a_stateful_sink_gets_the_survivors_again_together_and_its_state_in_the_cursor(
+    tmp_path: Path,
+) -> None:
+    write_spool(tmp_path / "spool", 4)
+    sink = StateSink()
+    sink.poison = {_item(1)}
+    pipeline, _ = _pipeline(tmp_path, sink)
+    assert sink.restored == [None]  # a new cursor: no state
+    batch = pipeline.prepare()
+    assert batch is not None
+    assert pipeline.deliver(batch) == (3, 1)
+    assert sink.calls[-1] == [_item(0), _item(2), _item(3)]
+    assert sink.commits == 1
+    saved = load_cursor(tmp_path / "cursor.json", "list")
+    assert json.loads(bytes(saved.state)) == sink.delivered
+    again = StateSink()
+    SinkPipeline(again, tmp_path / "spool", tmp_path / "cursor.json", _owner(tmp_path)[0])
+    assert again.restored == [bytes(saved.state)]
+
+
+def test_a_batch_given_up_is_dead_lettered_whole_and_the_cursor_moves_past_it(
+    tmp_path: Path,
+) -> None:
+    write_spool(tmp_path / "spool", 2)
+    pipeline, dead = _pipeline(tmp_path, ListSink(per_event=2))
+    batch = pipeline.prepare()
+    assert batch is not None
+    assert (
+        pipeline.commit(batch, [Rejection(0, "ignored when given up")], "gave up: 5 attempts") == 0
+    )
+    reasons = [(r["kind"], r["reason"]) for r in _records(dead)]
+    assert reasons == [
+        ("gave_up", f"item {i} of a batch of 4: gave up: 5 attempts") for i in range(4)
+    ]
+    saved = load_cursor(tmp_path / "cursor.json", "list")
+    assert (saved.delivered, saved.dead_lettered) == (0, 4)
+    assert pipeline.prepare() is None
+
+
+def test_rejections_outside_the_batch_are_ignored_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_spool(tmp_path / "spool", 3)
+    sink = ListSink()
+    sink.reject = lambda batch: [Rejection(3, "past the end"), Rejection(-1, "before it")]
+    pipeline, dead = _pipeline(tmp_path, sink)
+    batch = pipeline.prepare()
+    assert batch is not None
+    with caplog.at_level(logging.INFO, logger="floe_sidecar.engine.pipeline"):
+        assert pipeline.deliver(batch) == (3, 0)
+    [record] = [r for r in caplog.records if r.name == "floe_sidecar.engine.pipeline"]
+    assert record.getMessage() == "deliver rejected items that are not in the batch; ignored"
+    assert record.levelno == logging.WARNING
+    assert (record.sink, record.batch) == ("list", 3)  # type: ignore[attr-defined]
+    assert not dead.exists()
+    sink.reject = lambda batch: [Rejection(2, "the last one")]
+    write_spool(tmp_path / "spool", 3, start=3)
+    batch = pipeline.prepare()
+    assert batch is not None
+    caplog.clear()
+    assert pipeline.deliver(batch) == (2, 1)  # the last index is in the batch
+    assert not [r for r in caplog.records if r.name == "floe_sidecar.engine.pipeline"]
+
+
+def test_a_reset_is_logged_with_the_sink_and_segment(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline, _ = _pipeline(tmp_path, ListSink())
+    with caplog.at_level(logging.INFO, logger="floe_sidecar.engine.pipeline"):
+        pipeline._on_reset(SEGMENT, "truncated (12 < 40 bytes)", 42)
+    [record] = [r for r in caplog.records if r.name == "floe_sidecar.engine.pipeline"]
+    assert record.getMessage() == (
+        "segment truncated (12 < 40 bytes); reading it again from the start"
+    )
+    assert record.levelno == logging.WARNING
+    assert (record.sink, record.segment) == ("list", SEGMENT)  # type: ignore[attr-defined]
+
+
+def test_rewind_reads_again_from_the_saved_cursor_and_restores_the_state(tmp_path: Path) -> None:
+    write_spool(tmp_path / "spool", 3)
+    sink = StateSink(max_batch=1)
+    pipeline, _ = _pipeline(tmp_path, sink)
+    first = pipeline.prepare()
+    assert first is not None
+    pipeline.deliver(first)
+    ahead = pipeline.prepare()  # read, never delivered (the runner crashed)
+    assert ahead is not None and ahead.items == [_item(1)]
+    pipeline.rewind()
+    again = pipeline.prepare()
+    assert again is not None and again.items == [_item(1)]
+    assert sink.restored == [None, json.dumps([_item(0)]).encode()]
+
+
+def test_a_prepare_that_raises_forgets_its_read_ahead(tmp_path: Path) -> None:
+    write_spool(tmp_path / "spool", 2)
+    sink = ListSink()
+    sink.translate = lambda event: (_ for _ in ()).throw(SystemExit(3))  # type: ignore[method-assign]
+    pipeline, _ = _pipeline(tmp_path, sink)
+    with pytest.raises(SystemExit):
+        pipeline.prepare()
+    del sink.translate
+    batch = pipeline.prepare()
+    assert batch is not None and batch.items == [_item(0), _item(1)]
+
+
+def test_close_sink_closes_the_sink_and_the_spool_descriptor(tmp_path: Path) -> None:
+    write_spool(tmp_path / "spool", 2)
+    sink = ListSink(max_batch=1)
+    pipeline, _ = _pipeline(tmp_path, sink)
+    assert pipeline.prepare() is not None  # half-way through the segment: its directory open
+    assert pipeline.reader._dir is not None
+    pipeline.close_sink()
+    assert sink.closed and pipeline.reader._dir is None
+
+
+def test_a_pipeline_reports_the_segments_it_read_to_their_sealed_end(tmp_path: Path) -> None:
+    write_spool(tmp_path / "spool", 2)
+    pipeline, _ = _pipeline(tmp_path, ListSink())
+    batch = pipeline.prepare()
+    assert batch is not None
+    pipeline.deliver(batch)
+    assert pipeline.prepare() is None
+    [(segment, end)] = pipeline.sealed_ends().items()
+    assert end == pipeline.reader.sealed_ends()[segment]
+    assert (tmp_path / "spool" / segment).exists()
+
+
+# -- the owner of undeliverable lines: bad lines read from the spool ------------------------------
+
+
+def test_bad_lines_are_dead_lettered_with_why_and_blank_lines_skipped(tmp_path: Path) -> None:
+    owner, dead = _owner(tmp_path)  # lines up to 1,024 bytes
+    good = event_line(0).rstrip(b"\n")
+    big = b"x" * 1025
+    piece = _piece([good, b"", b"   ", b"{not json", big, b"y" * 1024], start=0)
+    events = owner.events(piece)
+    assert [(index, event.event_id) for index, event in events] == [(0, event_id_of(0))]
+    records = _records(dead)
+    assert [(r["kind"], r["offset"], r["length"]) for r in records] == [
+        ("bad_line", len(good) + 1 + 1 + 4, 9),
+        ("oversized", len(good) + 1 + 1 + 4 + 10, 1025),
+        ("bad_line", len(good) + 1 + 1 + 4 + 10 + 1026, 1024),  # at the limit: decoded, bad
+    ]
+    assert records[0]["reason"] != "" and records[0]["line"] == "{not json"
+    assert records[1]["reason"] == (
+        "line of 1025 bytes exceeds the 1024-byte limit; only its first 1025 bytes are kept"
+    )
+    assert (owner.reported, owner.written) == (3, 3)
+    saved = load_cursor(tmp_path / "reported.json", "reported")  # saved with the records
+    assert saved.dead_lettered == 3 and saved.positions[SEGMENT].offset == piece.end
+
+
+def test_a_mark_counts_only_for_the_same_file_and_only_below_it(tmp_path: Path) -> None:
+    owner, dead = _owner(tmp_path)
+    first = _piece([b"{bad", b"{worse"], start=0)
+    owner.events(first)
+    assert owner.events(first) == [] and len(_records(dead)) == 2  # the second sink: quiet
+    # the mark is at 12: a piece that straddles it reports only what lies past it
+    straddling = SegmentSlice(SEGMENT, 5, 17, 7, 8, "fp", 2, [b"{worse", b"{new"])
+    owner.events(straddling)
+    assert [r["line"] for r in _records(dead)] == ["{bad", "{worse", "{new"]
+    # another file under the same name (another inode): its bad lines are all new
+    other = SegmentSlice(SEGMENT, 0, 5, 70, 8, "fp", 2, [b"{bad"])
+    owner.events(other)
+    assert [r["line"] for r in _records(dead)][-1] == "{bad" and len(_records(dead)) == 4
+    other_dev = SegmentSlice(SEGMENT, 0, 5, 70, 80, "fp", 2, [b"{bad"])
+    owner.events(other_dev)
+    assert len(_records(dead)) == 5
+
+
+def test_an_oversized_anomaly_is_recorded_once_with_its_length(tmp_path: Path) -> None:
+    owner, dead = _owner(tmp_path)
+    piece = SegmentSlice(
+        SEGMENT, 0, 3001, 7, 8, "fp", 2, kind="oversized", head=b"z" * 100, length=3000
+    )
+    owner.anomaly(piece)
+    owner.anomaly(piece)
+    [record] = _records(dead)
+    assert (record["kind"], record["offset"], record["length"], record["line"]) == (
+        "oversized",
+        0,
+        3000,
+        "z" * 100,
+    )
+    assert record["reason"] == (
+        "line of 3000 bytes exceeds the 1024-byte limit; only its first 100 bytes are kept"
+    )
+    assert record["truncated"] is True
+    after = SegmentSlice(SEGMENT, 3001, 3010, 7, 8, "fp", 2, kind="fragment", head=b"{", length=1)
+    owner.anomaly(after)  # starts at the mark: new
+    assert len(_records(dead)) == 2
+
+
+def test_good_lines_move_the_mark_lazily_and_retired_segments_drop_it(tmp_path: Path) -> None:
+    owner, _ = _owner(tmp_path)
+    piece = _piece([event_line(0).rstrip(b"\n")], start=0)
+    owner.events(piece)
+    assert not (tmp_path / "reported.json").exists()  # nothing bad: no fsync for it
+    owner.save_if_dirty()
+    assert load_cursor(tmp_path / "reported.json", "reported").positions[SEGMENT].offset == (
+        piece.end
+    )
+    owner.forget(["another.ndjson"])  # never marked: nothing to save
+    os.unlink(tmp_path / "reported.json")
+    owner.save_if_dirty()
+    assert not (tmp_path / "reported.json").exists()
+    owner.forget([SEGMENT])
+    assert owner.positions() == {}
+    owner.save_if_dirty()
+    assert load_cursor(tmp_path / "reported.json", "reported").positions == {}
+
+
+def test_an_entry_not_followed_is_noted_once(tmp_path: Path) -> None:
+    owner, dead = _owner(tmp_path)
+    owner.not_followed(SEGMENT, "a symbolic link, refused (never followed)")
+    owner.not_followed(SEGMENT, "a symbolic link, refused (never followed)")
+    assert [(r["kind"], r["reason"], r["segment"]) for r in _records(dead)] == [
+        ("note", "a symbolic link, refused (never followed)", SEGMENT)
+    ]
+    assert owner.reported == 1
