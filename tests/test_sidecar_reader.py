@@ -302,3 +302,62 @@ def test_the_reader_tells_which_segments_it_found_sealed_and_read_to_their_end(
         assert len(reader.sealed_ends()) == 3
     finally:
         writer.close()
+
+
+def test_each_reset_names_what_happened_and_the_new_files_inode(tmp_path: Path) -> None:
+    """The reason goes into the dead-letter note an operator reads: exact, not a keyword."""
+    spool = tmp_path / "spool"
+    path = segment(spool, "a.ndjson", b"aaaa\nbbbb\n")
+    resets: list[tuple[str, str, int]] = []
+
+    def read_again(position: object) -> None:
+        reader = SpoolReader(
+            spool, {"a.ndjson": position}, on_reset=lambda *reset: resets.append(reset)
+        )
+        assert reader.read(10) is not None
+
+    span = SpoolReader(spool, {}).read(10)
+    assert span is not None
+    path.write_bytes(b"cc\n")  # same inode, shorter
+    read_again(span.position())
+    path.write_bytes(b"dddddddddddd\n")  # same inode, longer, other first bytes
+    read_again(span.position())
+    (spool / "new").write_bytes(b"eeee\nffff\n")
+    os.replace(spool / "new", path)  # another file under the name (the old one still open)
+    read_again(span.position())
+    inode = path.stat().st_ino
+    assert resets[0][:2] == ("a.ndjson", "truncated to 3 bytes, below position 10")
+    assert resets[1][:2] == ("a.ndjson", "replaced (first bytes changed)")
+    assert resets[2] == ("a.ndjson", "replaced (inode changed)", inode)
+
+
+def test_the_fingerprint_grows_with_the_segment_to_its_full_length(tmp_path: Path) -> None:
+    """Read while short, the first bytes are fingerprinted again as the file grows, so a file
+    rewritten past its first few bytes is still told apart."""
+    from floe_sidecar.engine.cursor import FINGERPRINT_BYTES, fingerprint
+
+    spool = tmp_path / "spool"
+    reader = SpoolReader(spool, {})
+    with SpoolWriter(spool) as writer:  # held open: the segment grows
+        writer.append(b"a\n")
+        first = reader.read(10)
+        assert first is not None and first.fp_len == 2 and first.fp == fingerprint(b"a\n")
+        writer.append(b"b" * 300 + b"\n")
+        grown = reader.read(10)
+        assert grown is not None and grown.lines == [b"b" * 300]
+        head = (b"a\n" + b"b" * 300)[:FINGERPRINT_BYTES]
+        assert (grown.fp_len, grown.fp) == (FINGERPRINT_BYTES, fingerprint(head))
+        writer.append(b"c\n")
+        last = reader.read(10)
+        assert last is not None and (last.fp_len, last.fp) == (grown.fp_len, grown.fp)
+
+
+def test_a_line_of_exactly_the_limit_is_a_line_even_with_small_chunks(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    line = b"x" * 100
+    segment(spool, "a.ndjson", line + b"\n" + b"y" * 101 + b"\n")
+    reader = SpoolReader(spool, {}, max_line_bytes=100, chunk_bytes=10)
+    span = reader.read(10)
+    assert span is not None and span.kind == "lines" and span.lines == [line]
+    over = reader.read(10)
+    assert over is not None and over.kind == "oversized" and over.length == 101
