@@ -859,3 +859,113 @@ def test_an_entry_not_followed_is_noted_once(tmp_path: Path) -> None:
         ("note", "a symbolic link, refused (never followed)", SEGMENT)
     ]
     assert owner.reported == 1
+
+
+def test_a_reset_forgets_the_saved_mark_so_a_crash_cannot_hide_the_new_files_bad_lines(
+    tmp_path: Path,
+) -> None:
+    owner, _ = _owner(tmp_path)
+    owner.events(_piece([b"{bad"], start=0))  # saved with its record: the mark is at 5
+    assert SEGMENT in load_cursor(tmp_path / "reported.json", "reported").positions
+    owner.segment_reset(SEGMENT, "replaced (inode changed)", 9)
+    owner.save_if_dirty()
+    assert SEGMENT not in load_cursor(tmp_path / "reported.json", "reported").positions
+
+
+def test_a_pipeline_notes_each_file_replaced_under_one_name(tmp_path: Path) -> None:
+    owner, dead = _owner(tmp_path)
+    pipeline = SinkPipeline(ListSink(), tmp_path / "spool", tmp_path / "cursor.json", owner)
+    pipeline._on_reset(SEGMENT, "replaced (inode changed)", 42)
+    pipeline._on_reset(SEGMENT, "replaced (inode changed)", 42)  # a second sink: the same file
+    pipeline._on_reset(SEGMENT, "replaced (inode changed)", 43)  # the next file
+    assert len(_records(dead)) == 2
+
+
+def test_a_seeded_pipeline_delivers_only_what_lies_past_the_seed(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    write_spool(spool, 3, per_write=1)
+    [path] = list(spool.glob("*.ndjson"))
+    st = path.stat()
+    past_two = len(event_line(0)) + len(event_line(1))
+    pipeline, _ = _pipeline(tmp_path, ListSink())
+    pipeline.seed(path.name, SegmentPosition(ino=st.st_ino, dev=st.st_dev, offset=past_two))
+    batch = pipeline.prepare()
+    assert batch is not None and batch.items == [_item(2)]
+
+
+def test_entries_not_followed_are_noted_once_each(tmp_path: Path) -> None:
+    owner, dead = _owner(tmp_path)
+    for name in (SEGMENT, "other.ndjson", SEGMENT, "other.ndjson"):
+        owner.not_followed(name, f"{name}: a symbolic link, refused (never followed)")
+    assert [r["segment"] for r in _records(dead)] == [SEGMENT, "other.ndjson"]
+
+
+def test_an_adopted_dead_letter_file_is_absorbed_as_it_is(tmp_path: Path) -> None:
+    owner, dead = _owner(tmp_path)
+    theirs = b'{"kind": "bad_line", "line": "x"}\n{"kind": "note"'  # its last record torn
+    assert owner.absorb(theirs) == 2
+    assert dead.read_bytes() == theirs + b"\n"
+    assert owner.written == 2  # counted among the records this process wrote
+
+
+def test_a_batch_of_one_that_fails_permanently_is_rejected_with_the_error(tmp_path: Path) -> None:
+    write_spool(tmp_path / "spool", 1)
+    sink = ListSink()
+    sink.poison = {_item(0)}
+    pipeline, dead = _pipeline(tmp_path, sink)
+    batch = pipeline.prepare()
+    assert batch is not None
+    assert pipeline.deliver(batch) == (0, 1)
+    assert [r["reason"] for r in _records(dead)] == [
+        f"item 0 of a batch of 1: permanent error: ValueError: cannot encode {_item(0)}"
+    ]
+
+
+def test_a_stateful_sinks_survivors_refused_on_their_second_delivery_are_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    write_spool(tmp_path / "spool", 4)
+    sink = StateSink()
+    sink.poison = {_item(1)}
+    survivors = [_item(0), _item(2), _item(3)]
+    sink.reject = lambda batch: (
+        [Rejection(2, "refused with the others")] if list(batch) == survivors else []
+    )
+    pipeline, dead = _pipeline(tmp_path, sink)
+    batch = pipeline.prepare()
+    assert batch is not None
+    assert pipeline.deliver(batch) == (2, 2)
+    assert sorted((r["reason"], r["line"]) for r in _records(dead)) == [
+        (
+            "item 1 of a batch of 4: permanent error: ValueError: cannot encode " + _item(1),
+            event_line(1).rstrip(b"\n").decode(),
+        ),
+        ("item 3 of a batch of 4: refused with the others", event_line(3).rstrip(b"\n").decode()),
+    ]
+
+
+def test_after_a_rewind_the_reader_still_notes_resets_links_and_keeps_the_line_limit(
+    tmp_path: Path,
+) -> None:
+    """A sidecar configured for lines of up to 4 MiB: after a rewind a 1.5 MiB line is still a
+    line (here not an event: a bad line), not cut off as oversized at the default 1 MiB."""
+    spool = tmp_path / "spool"
+    write_spool(spool, 1)
+    [path] = list(spool.glob("*.ndjson"))
+    limit = 4 * 1024 * 1024
+    dead = tmp_path / "dead.ndjson"
+    owner = Undeliverable(DeadLetter(dead), tmp_path / "reported.json", limit)
+    pipeline = SinkPipeline(
+        ListSink(), spool, tmp_path / "cursor.json", owner, max_line_bytes=limit
+    )
+    batch = pipeline.prepare()
+    assert batch is not None
+    pipeline.deliver(batch)
+    pipeline.rewind()
+    (spool / "new").write_bytes(b"x" * (1536 * 1024) + b"\n")
+    os.replace(spool / "new", path)  # another file under the name
+    link = spool / "30000101T000000.000000000-adapter-1-bbbbbb.ndjson"
+    link.symlink_to(path)
+    assert pipeline.prepare() is None
+    kinds = sorted((r["kind"], r["segment"]) for r in _records(dead))
+    assert kinds == sorted([("note", path.name), ("bad_line", path.name), ("note", link.name)])
