@@ -285,6 +285,23 @@ async def test_counters_and_the_wakeup_follow_what_was_persisted(tmp_path: Path)
     ]
 
 
+async def test_a_client_gone_before_its_ack_still_has_its_half_line_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    """The lines are persisted (the client may send them again, same ids); the unfinished rest
+    is recorded as a fragment like any connection that ends mid-line."""
+    intake = _intake(tmp_path)
+    async with serving(intake):
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(intake.path))
+        client.sendall(event_line(0) + b'{"half')
+        client.close()  # before the intake has read it: the ACK finds nobody
+        await wait_until(lambda: intake.stats.connections == 1)
+    assert (intake.stats.lines, intake.stats.fragments) == (1, 1)
+    [record] = read_deadletter(tmp_path / "dead.ndjson")
+    assert (record["kind"], record["line"], record["length"]) == ("fragment", '{"half', 6)
+
+
 async def test_only_max_connections_are_served_at_once(tmp_path: Path) -> None:
     intake = _intake(tmp_path, max_connections=1)
     async with serving(intake):
