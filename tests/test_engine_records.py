@@ -841,14 +841,14 @@ def test_good_lines_move_the_mark_lazily_and_retired_segments_drop_it(tmp_path: 
     assert load_cursor(tmp_path / "reported.json", "reported").positions[SEGMENT].offset == (
         piece.end
     )
-    owner.forget(["another.ndjson"])  # never marked: nothing to save
-    os.unlink(tmp_path / "reported.json")
-    owner.save_if_dirty()
-    assert not (tmp_path / "reported.json").exists()
     owner.forget([SEGMENT])
     assert owner.positions() == {}
     owner.save_if_dirty()
     assert load_cursor(tmp_path / "reported.json", "reported").positions == {}
+    owner.forget(["another.ndjson"])  # never marked: nothing to save
+    os.unlink(tmp_path / "reported.json")
+    owner.save_if_dirty()
+    assert not (tmp_path / "reported.json").exists()
 
 
 def test_an_entry_not_followed_is_noted_once(tmp_path: Path) -> None:
@@ -969,3 +969,22 @@ def test_after_a_rewind_the_reader_still_notes_resets_links_and_keeps_the_line_l
     assert pipeline.prepare() is None
     kinds = sorted((r["kind"], r["segment"]) for r in _records(dead))
     assert kinds == sorted([("note", path.name), ("bad_line", path.name), ("note", link.name)])
+
+
+def test_a_retired_segment_leaves_the_saved_cursor_at_the_next_commit(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    write_spool(spool, 1)
+    [first] = list(spool.glob("*.ndjson"))
+    pipeline, _ = _pipeline(tmp_path, ListSink())
+    batch = pipeline.prepare()
+    assert batch is not None
+    pipeline.deliver(batch)
+    assert set(load_cursor(tmp_path / "cursor.json", "list").positions) == {first.name}
+    first.unlink()  # retired
+    write_spool(spool, 1, start=1)
+    batch = pipeline.prepare()
+    assert batch is not None and batch.items == [_item(1)]
+    pipeline.deliver(batch)
+    [second] = list(spool.glob("*.ndjson"))
+    assert set(load_cursor(tmp_path / "cursor.json", "list").positions) == {second.name}
+    assert pipeline.reader.gone() == set()  # pruned once saved
