@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from support.data import event_id_of, event_line
 from support.sidecar import write_spool
@@ -988,3 +989,40 @@ def test_a_retired_segment_leaves_the_saved_cursor_at_the_next_commit(tmp_path: 
     [second] = list(spool.glob("*.ndjson"))
     assert set(load_cursor(tmp_path / "cursor.json", "list").positions) == {second.name}
     assert pipeline.reader.gone() == set()  # pruned once saved
+
+
+def test_dead_lettered_items_add_up_over_commits(tmp_path: Path) -> None:
+    write_spool(tmp_path / "spool", 4)
+    sink = ListSink(max_batch=2)
+    sink.reject = lambda batch: [Rejection(0, "no")]
+    pipeline, dead = _pipeline(tmp_path, sink)
+    while (batch := pipeline.prepare()) is not None:
+        assert pipeline.deliver(batch) == (1, 1)
+    assert pipeline.dead_lettered == 2 and len(_records(dead)) == 2
+    saved = load_cursor(tmp_path / "cursor.json", "list")
+    assert (saved.delivered, saved.dead_lettered) == (2, 2)
+
+
+def test_a_commit_keeps_a_state_it_does_not_own_and_saves_none_as_null(tmp_path: Path) -> None:
+    from floe_sidecar.engine.cursor import Cursor, save_cursor
+
+    save_cursor(tmp_path / "cursor.json", Cursor(owner="list", state=msgspec.Raw(b'{"kept": 1}')))
+    write_spool(tmp_path / "spool", 2)
+    pipeline, _ = _pipeline(tmp_path, ListSink(max_batch=1))  # not a stateful sink
+    batch = pipeline.prepare()
+    assert batch is not None
+    pipeline.deliver(batch)
+    assert bytes(load_cursor(tmp_path / "cursor.json", "list").state) == b'{"kept": 1}'
+
+    class NoState(StateSink):
+        def checkpoint(self) -> bytes | None:
+            return None
+
+    sink = NoState(max_batch=1)
+    stateful = SinkPipeline(sink, tmp_path / "spool", tmp_path / "cursor.json", _owner(tmp_path)[0])
+    assert sink.restored == [b'{"kept": 1}']
+    batch = stateful.prepare()
+    assert batch is not None
+    stateful.deliver(batch)
+    assert bytes(load_cursor(tmp_path / "cursor.json", "list").state) == b"null"
+    assert sink.commits == 1
