@@ -1026,3 +1026,17 @@ def test_a_commit_keeps_a_state_it_does_not_own_and_saves_none_as_null(tmp_path:
     stateful.deliver(batch)
     assert bytes(load_cursor(tmp_path / "cursor.json", "list").state) == b"null"
     assert sink.commits == 1
+
+
+def test_a_committed_cursor_is_not_written_again_when_idle(tmp_path: Path) -> None:
+    """One atomic, fsynced write per batch: nothing left dirty for the idle save."""
+    write_spool(tmp_path / "spool", 1)
+    pipeline, _ = _pipeline(tmp_path, ListSink())
+    pipeline.save_if_dirty()  # a fresh cursor: nothing read, nothing to save
+    assert not (tmp_path / "cursor.json").exists()
+    batch = pipeline.prepare()
+    assert batch is not None
+    pipeline.deliver(batch)
+    os.unlink(tmp_path / "cursor.json")
+    pipeline.save_if_dirty()
+    assert not (tmp_path / "cursor.json").exists()
