@@ -1040,3 +1040,43 @@ def test_a_committed_cursor_is_not_written_again_when_idle(tmp_path: Path) -> No
     os.unlink(tmp_path / "cursor.json")
     pipeline.save_if_dirty()
     assert not (tmp_path / "cursor.json").exists()
+
+
+def test_a_batch_across_segments_counts_all_its_events_and_translation_failures(
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    write_spool(spool, 2)
+    write_spool(spool, 2, start=2)
+    sink = ListSink()
+    sink.fail_translate = {event_id_of(0), event_id_of(3)}
+    pipeline, dead = _pipeline(tmp_path, sink)
+    batch = pipeline.prepare()
+    assert batch is not None and len(batch.pieces) == 2
+    assert batch.items == [_item(1), _item(2)] and batch.events == 4
+    assert pipeline.dead_lettered == 2 and len(_records(dead)) == 2
+
+
+def test_an_empty_segment_retired_under_the_reader_does_not_break_the_next_commit(
+    tmp_path: Path,
+) -> None:
+    """Seen empty (no position committed for it), then retired: the next commit must not fail
+    on a segment its cursor never held (a commit that raises is retried forever)."""
+    from floe_core.spool import SpoolWriter
+
+    spool = tmp_path / "spool"
+    empty = SpoolWriter(spool, prefix="adapter")
+    empty._open_new_segment()  # created, then nothing written
+    empty.close()
+    assert empty.segment is not None
+    write_spool(spool, 1)
+    pipeline, _ = _pipeline(tmp_path, ListSink())
+    batch = pipeline.prepare()
+    assert batch is not None
+    pipeline.deliver(batch)
+    empty.segment.unlink()  # retired
+    write_spool(spool, 1, start=1)
+    batch = pipeline.prepare()
+    assert batch is not None and batch.items == [_item(1)]
+    pipeline.deliver(batch)
+    assert empty.segment.name not in load_cursor(tmp_path / "cursor.json", "list").positions
