@@ -808,6 +808,8 @@ def test_a_mark_counts_only_for_the_same_file_and_only_below_it(tmp_path: Path) 
     other_dev = SegmentSlice(SEGMENT, 0, 5, 70, 80, "fp", 2, [b"{bad"])
     owner.events(other_dev)
     assert len(_records(dead)) == 5
+    assert owner.reported == 5  # the status's count of bad lines, over every call
+    assert load_cursor(tmp_path / "reported.json", "reported").dead_lettered == 5
 
 
 def test_an_oversized_anomaly_is_recorded_once_with_its_length(tmp_path: Path) -> None:
