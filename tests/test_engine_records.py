@@ -790,6 +790,9 @@ def test_bad_lines_are_dead_lettered_with_why_and_blank_lines_skipped(tmp_path: 
     assert (owner.reported, owner.written) == (3, 3)
     saved = load_cursor(tmp_path / "reported.json", "reported")  # saved with the records
     assert saved.dead_lettered == 3 and saved.positions[SEGMENT].offset == piece.end
+    os.unlink(tmp_path / "reported.json")
+    owner.save_if_dirty()  # saved already: the idle save has nothing to write
+    assert not (tmp_path / "reported.json").exists()
 
 
 def test_a_mark_counts_only_for_the_same_file_and_only_below_it(tmp_path: Path) -> None:
