@@ -1085,3 +1085,26 @@ def test_an_empty_segment_retired_under_the_reader_does_not_break_the_next_commi
     assert batch is not None and batch.items == [_item(1)]
     pipeline.deliver(batch)
     assert empty.segment.name not in load_cursor(tmp_path / "cursor.json", "list").positions
+
+
+def test_an_oversized_line_keeps_its_head_and_length_and_a_long_bad_line_is_kept_whole(
+    tmp_path: Path,
+) -> None:
+    """Over the limit: only the first 64 KiB and the true length (the line cannot be replayed
+    anyway). Under it but not an event: the whole line, so it can be fixed and replayed."""
+    from floe_sidecar.engine.deadletter import OVERSIZED_HEAD_BYTES
+
+    owner, dead = _owner(tmp_path)  # lines up to 1,024 bytes
+    owner.events(_piece([b"o" * 70_000], start=0))
+    [oversized] = _records(dead)
+    assert (oversized["kind"], oversized["length"], oversized["truncated"]) == (
+        "oversized",
+        70_000,
+        True,
+    )
+    assert oversized["line"] == "o" * OVERSIZED_HEAD_BYTES
+    roomy = Undeliverable(DeadLetter(tmp_path / "roomy.ndjson"), tmp_path / "r.json", 1 << 20)
+    roomy.events(_piece([b"{" + b"b" * 99_999], start=0))
+    [bad] = _records(tmp_path / "roomy.ndjson")
+    assert (bad["kind"], bad["length"], bad["truncated"]) == ("bad_line", 100_000, False)
+    assert bad["line"] == "{" + "b" * 99_999
