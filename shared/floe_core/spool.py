@@ -22,6 +22,7 @@ __all__ = [
     "ensure_spool_dir",
     "fd_is_sealed",
     "is_sealed",
+    "is_segment_name",
     "list_segment_names",
     "list_segments",
 ]
@@ -51,7 +52,13 @@ def list_segment_names(directory: Path) -> list[str]:
         names = os.listdir(directory)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if n.endswith(SEGMENT_SUFFIX) and not n.startswith("."))
+    return sorted(n for n in names if is_segment_name(n))
+
+
+def is_segment_name(name: str) -> bool:
+    """The one rule for which directory entries are segments (a writer's temporary and state
+    files start with a dot, or end otherwise); every lister of the spool asks it."""
+    return name.endswith(SEGMENT_SUFFIX) and not name.startswith(".")
 
 
 def is_sealed(segment: Path) -> bool:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from floe_core.spool import SEGMENT_SUFFIX, fd_is_sealed
+from floe_core.spool import fd_is_sealed, is_segment_name
 from floe_core.spoolfs import SymlinkRefused, open_dir, open_in
 from floe_core.transport import MAX_LINE_BYTES
 from floe_sidecar.engine.cursor import FINGERPRINT_BYTES, SegmentPosition, fingerprint
@@ -208,9 +208,7 @@ class SpoolReader:
             entries = set()
         listed = self._listed
         gone = listed - entries
-        fresh = sorted(
-            n for n in entries - listed if n.endswith(SEGMENT_SUFFIX) and not n.startswith(".")
-        )
+        fresh = sorted(n for n in entries - listed if is_segment_name(n))
         self.close()  # the next open takes the directory as it is now
         if gone:
             for name in gone:  # deleted (retired): prune from the cursor
@@ -340,11 +338,7 @@ class SpoolReader:
             end = pos.offset
             if sealed and end == size:  # no second visit just to learn it is done
                 self._sealed_done[name] = SealedEnd(pos.ino, pos.dev, size)
-            if len(lines) > max_lines:
-                rest = lines[max_lines:]
-                lines = lines[:max_lines]
-                end = offset + sum(len(line) for line in lines) + len(lines)
-                self._buffered = _Buffered(name, rest, 0, end)
+            lines, end = self._hold_back(name, lines, offset, end, max_lines)
             return SegmentSlice(name, offset, end, pos.ino, pos.dev, pos.fp, pos.fp_len, lines)
         if len(data) > self.max_line_bytes:
             return self._oversized(fd, name, pos, offset, data)
@@ -387,13 +381,21 @@ class SpoolReader:
         self._pos[name] = pos
         self._verified.add(name)
         self._sealed_done[name] = SealedEnd(pos.ino, pos.dev, size)
-        end = size
-        if len(lines) > max_lines:
-            rest = lines[max_lines:]
-            lines = lines[:max_lines]
-            end = sum(len(line) for line in lines) + len(lines)
-            self._buffered = _Buffered(name, rest, 0, end)
+        lines, end = self._hold_back(name, lines, 0, size, max_lines)
         return SegmentSlice(name, 0, end, pos.ino, pos.dev, pos.fp, pos.fp_len, lines)
+
+    def _hold_back(
+        self, name: str, lines: list[bytes], offset: int, end: int, max_lines: int
+    ) -> tuple[list[bytes], int]:
+        """The first ``max_lines`` of ``lines`` (read from ``offset`` to ``end``) and where they
+        end; the rest is kept for the next read, not read again."""
+        if len(lines) <= max_lines:
+            return lines, end
+        rest = lines[max_lines:]
+        lines = lines[:max_lines]
+        end = offset + sum(len(line) for line in lines) + len(lines)
+        self._buffered = _Buffered(name, rest, 0, end)
+        return lines, end
 
     def _oversized(
         self, fd: int, name: str, pos: SegmentPosition, offset: int, data: bytes

@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 from watchfiles import Change, awatch
 
-from floe_core.spool import SEGMENT_SUFFIX
+from floe_core.spool import is_segment_name
 from floe_sidecar.engine.wakeup import Wakeup
 
 __all__ = ["watch_spool"]
@@ -36,7 +36,7 @@ async def watch_spool(
 
     def is_segment(change: Change, path: str) -> bool:
         head, _, name = path.rpartition("/")
-        return head == directory and name.endswith(SEGMENT_SUFFIX) and not name.startswith(".")
+        return head == directory and is_segment_name(name)
 
     try:
         async for _ in awatch(
