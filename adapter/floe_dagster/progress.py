@@ -68,11 +68,6 @@ class RunWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="floe-run-progress", daemon=True)
 
-    @property
-    def listening(self) -> bool:
-        """True when events come from the instance's listener, not from re-reading storage."""
-        return self._heard is not None
-
     def start(self) -> None:
         """Follow the run; call before it starts, so no event (the planned ones first) is missed."""
         self._started = time.monotonic()
