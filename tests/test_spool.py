@@ -17,6 +17,7 @@ from floe_core.spool import (
     fd_is_sealed,
     is_sealed,
     list_segments,
+    segment_name,
 )
 
 
@@ -99,6 +100,32 @@ def test_writers_get_their_own_segments_in_creation_order(tmp_path: Path) -> Non
             names.append(writer.segment.name)
     assert [p.name for p in list_segments(tmp_path)] == names
     assert [p.read_bytes() for p in list_segments(tmp_path)] == [b"0\n", b"1\n", b"2\n"]
+
+
+def test_a_segment_name_takes_second_and_nanoseconds_from_one_reading() -> None:
+    """Two clock readings could straddle a second: ``20261204T010000.000000050`` for a
+    segment created after ``20261204T010000.999999990``, read first by every sink."""
+    late = 1_796_346_000 * 1_000_000_000 - 10  # 10 ns before a whole second
+    after = late + 60
+    names = [segment_name("adapter", late), segment_name("adapter", after)]
+    assert sorted(names) == names
+    assert names[0].startswith("20261204T005959.999999990-adapter-")
+    assert names[1].startswith("20261204T010000.000000050-adapter-")
+
+
+def test_segments_sort_in_creation_order_when_the_wall_clock_steps_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An NTP step back between two segments must not put the later one first."""
+    clock = iter([2_000_000_000_500_000_000, 1_999_999_999_400_000_000, 1_999_999_999_300_000_000])
+    monkeypatch.setattr("floe_core.spool.time.time_ns", lambda: next(clock))
+    spool = tmp_path / "spool"
+    made = []
+    for i in range(3):
+        with SpoolWriter(spool, prefix="adapter") as writer:
+            writer.append(b'{"n": %d}\n' % i)
+            made.append(writer.segment)
+    assert list_segments(spool) == made
 
 
 def test_rotation_starts_a_new_segment(tmp_path: Path) -> None:

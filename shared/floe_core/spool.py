@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ __all__ = [
     "is_segment_name",
     "list_segment_names",
     "list_segments",
+    "segment_name",
 ]
 
 SEGMENT_SUFFIX = ".ndjson"
@@ -90,6 +92,29 @@ def fd_is_sealed(fd: int, *, closing: bool = False) -> bool:
     return True
 
 
+_last_ns = 0
+_last_ns_lock = threading.Lock()
+
+
+def _creation_ns() -> int:
+    """Now, in ns since the epoch, and later than any earlier answer in this process: two
+    segments one process creates sort in the order it created them, even within one clock tick
+    or across a step back of the wall clock."""
+    global _last_ns
+    with _last_ns_lock:
+        _last_ns = max(time.time_ns(), _last_ns + 1)
+        return _last_ns
+
+
+def segment_name(prefix: str, created_ns: int) -> str:
+    """The name of a segment created at ``created_ns``: the UTC second and the nanoseconds
+    within it, both from that one reading (two readings could straddle a second and sort a
+    later segment first), then the writer's prefix, pid and a random tag."""
+    seconds, ns = divmod(created_ns, 1_000_000_000)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds))
+    return f"{stamp}.{ns:09d}-{prefix}-{os.getpid()}-{secrets.token_hex(3)}{SEGMENT_SUFFIX}"
+
+
 class SpoolWriter:
     """Appends complete NDJSON lines to this writer's own segments.
 
@@ -140,11 +165,7 @@ class SpoolWriter:
     def _open_new_segment(self) -> None:
         self.close()
         ensure_spool_dir(self.directory)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        name = (
-            f"{stamp}.{time.time_ns() % 1_000_000_000:09d}-{self.prefix}-{os.getpid()}-"
-            f"{secrets.token_hex(3)}{SEGMENT_SUFFIX}"
-        )
+        name = segment_name(self.prefix, _creation_ns())
         hidden = self.directory / f".{name}"
         fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         try:
