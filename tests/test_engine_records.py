@@ -8,6 +8,7 @@ count in a status is checked where it can be off by one.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -1108,3 +1109,38 @@ def test_an_oversized_line_keeps_its_head_and_length_and_a_long_bad_line_is_kept
     [bad] = _records(tmp_path / "roomy.ndjson")
     assert (bad["kind"], bad["length"], bad["truncated"]) == ("bad_line", 100_000, False)
     assert bad["line"] == "{" + "b" * 99_999
+
+
+def test_a_pipeline_lets_each_decoded_event_go_once_translated(tmp_path: Path) -> None:
+    """Decode, translate, let go, one event at a time: a slice's thousand decoded events held
+    at once made the garbage collector walk them again and again (~2 µs an event, a fifth of
+    the sidecar's time per event). Counted in collections, not in seconds: the young
+    generation is collected each time ~700 more containers are alive than before, so holding
+    them showed as 99 collections for these 5,000 events, letting go as 7."""
+    from support.data import bench_lines
+
+    with SpoolWriter(tmp_path / "spool", prefix="adapter") as writer:
+        writer.append(b"".join(bench_lines(5_000)))
+    owner = Undeliverable(DeadLetter(tmp_path / "dead.ndjson"), tmp_path / "reported.json", 1 << 20)
+    sink = ListSink(max_batch=1_000)
+    pipeline = SinkPipeline(sink, tmp_path / "spool", tmp_path / "cursor.json", owner)
+    collections = 0
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        nonlocal collections
+        if phase == "start" and info["generation"] == 0:
+            collections += 1
+
+    thresholds = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # CPython's defaults up to 3.12, whatever runs the test
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        batches = []
+        while (batch := pipeline.prepare()) is not None:
+            batches.append(batch)
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*thresholds)
+    assert sum(b.events for b in batches) == 5_000
+    assert collections <= 25, f"{collections} young-generation collections for 5,000 events"

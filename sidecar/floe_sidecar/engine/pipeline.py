@@ -126,8 +126,9 @@ class SinkPipeline:
         items = batch.items
         origins = batch.origins
         failed: list[tuple[int, str]] = []
-        events = self.undeliverable.events(piece)
-        for index, event in events:
+        events = 0
+        for index, event in self.undeliverable.each_event(piece):
+            events += 1
             try:
                 produced = translate(event)
             except Exception as exc:
@@ -139,7 +140,7 @@ class SinkPipeline:
             elif produced:
                 items.extend(produced)
                 origins.extend([(piece, index)] * len(produced))
-        batch.events += len(events)
+        batch.events += events
         if failed:
             self.dead_lettered += self.undeliverable.translate_failed(piece, failed, self.name)
             log.error(
