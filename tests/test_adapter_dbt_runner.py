@@ -172,6 +172,69 @@ def test_runner_stdout_and_exit_codes_are_the_dbt_commands(tmp_path: Path) -> No
     assert bad_code == 2
 
 
+def _floe_read(lines: list[Any]) -> list[tuple[str, str]]:
+    """What floe's event builder reads of dbt's lines, in order: node events and floe's notes."""
+    read = {"NodeExecuting", "NodeFinished", "CommandCompleted", "LogStartLine"}
+    read |= set(runner.RESULT_EVENTS)
+    out = []
+    for line in lines:
+        info = line["info"]
+        note = decode(info.get("msg"))
+        if note is not None:
+            out.append(("floe-note", note.unique_id))
+        elif info["name"] in read:
+            node = (line.get("data") or {}).get("node_info") or {}
+            out.append((info["name"], node.get("unique_id", "")))
+    return out
+
+
+def test_the_runner_relays_the_debug_events_floe_reads_and_no_other(tmp_path: Path) -> None:
+    """With the relay, dbt's stdout stays at info and only the debug-level lines floe reads are
+    added: the same ones, node by node in the same order, as dbt's stdout at debug gives."""
+    project = copy_example(tmp_path / "shop")
+    artifacts = prepare(project)
+    env = {
+        **os.environ,
+        "DBT_LOG_FORMAT": "json",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_PROFILES_DIR": artifacts.dbt_profiles_path,
+        "FLOE_CAPTURE_COLUMNS": "1",
+    }
+    env.pop("DBT_LOG_LEVEL", None)
+    dbt_dir = Path(artifacts.dbt_project_path)
+    command = [sys.executable, "-m", RUNNER_MODULE, "build", "--threads", "1"]
+    code, debug_lines = dbt_lines(command, dbt_dir, {**env, "DBT_LOG_LEVEL": "debug"})
+    assert code == 0
+    code, relayed = dbt_lines(command, dbt_dir, {**env, runner.RELAY_ENV: "1"})
+    assert code == 0
+    assert _floe_read(relayed) == _floe_read(debug_lines)
+    names = Counter(x["info"]["name"] for x in relayed)
+    assert names["NodeFinished"] > 20 and names["CommandCompleted"] == 1
+    assert sum(1 for x in relayed if decode(x["info"].get("msg"))) == 10  # a note per relation
+    assert not names["SQLQuery"] and not names["ConnectionClosed"]  # dbt's other debug lines
+    assert len(relayed) * 3 < len(debug_lines)
+    # Asked to relay while dbt's stdout is at debug anyway: every line once, none twice.
+    code, both = dbt_lines(
+        command, dbt_dir, {**env, runner.RELAY_ENV: "1", "DBT_LOG_LEVEL": "debug"}
+    )
+    assert code == 0
+    assert _floe_read(both) == _floe_read(debug_lines)
+
+
+def test_a_dbt_without_what_the_relay_needs_runs_its_stdout_at_debug(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dbt_common.events.functions as functions
+
+    environ = {runner.RELAY_ENV: "1"}
+    assert [type(c) for c in runner.relay_or_debug(environ)] == [runner.NodeEventRelay]
+    assert "DBT_LOG_LEVEL" not in environ
+    monkeypatch.delattr(functions, "msg_to_json")
+    assert runner.relay_or_debug(environ) == []
+    assert environ["DBT_LOG_LEVEL"] == "debug"
+    assert runner.relay_or_debug({}) == []  # not asked: nothing
+
+
 # --- Dagster materializations with the capture --------------------------------------------------
 
 

@@ -20,8 +20,10 @@ invocation_id, msg, ...}, "data": {...}}``. These carry what the sidecar needs:
 With a log level set, every line at or above it also becomes a ``LogLine`` under its span (see
 ``dbt_logs.py`` for the levels, the bounds and the redaction).
 
-``NodeFinished`` and ``CommandCompleted`` are debug-level events, so the step runs dbt with a
-debug stdout log level and keeps debug lines out of the Dagster log (see ``resource.py``).
+``NodeExecuting``, ``NodeFinished`` and ``CommandCompleted`` are debug-level events: floe's dbt
+runner writes them (and floe's column notes) to stdout beside dbt's info-level lines, or, where
+dbt runs as the ``dbt`` command (or every debug line is exported), dbt's stdout goes to debug;
+debug lines stay out of the Dagster log either way (see ``resource.py``).
 Node details (relation, upstream, columns, owner...) come from the manifest index; timestamps are
 dbt's own (naive UTC in ``node_info``, made timezone-aware here).
 

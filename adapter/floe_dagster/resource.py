@@ -57,7 +57,7 @@ from floe_dbt.column_note import (
     SourcePlan,
     encode_plan,
 )
-from floe_dbt.runner import RUNNER_MODULE, runner_command, runner_executable
+from floe_dbt.runner import RELAY_ENV, RUNNER_MODULE, runner_command, runner_executable
 
 __all__ = [
     "DbtRun",
@@ -219,14 +219,17 @@ class FloeDbtResource(DbtCliResource):
         env: Mapping[str, str] | None = None,
         on_raw_line: RawLineCallback | None = None,
         debug_lines: bool = False,
+        every_debug_line: bool = False,
         capture_columns: bool = False,
         source_plan: SourcePlan | None = None,
         raise_on_error: bool = True,
     ) -> DbtRun:
         """Start ``dbt <args>`` for the assets selected in ``context``.
 
-        ``env`` is added to dbt's environment; ``debug_lines`` makes dbt write its debug-level
-        events to stdout (for ``on_raw_line``; they never reach dagster-dbt's asset events).
+        ``env`` is added to dbt's environment; ``debug_lines`` makes dbt write the debug-level
+        events floe reads to stdout (for ``on_raw_line``; they never reach dagster-dbt's asset
+        events): relayed alone by the runner where it runs dbt (see ``floe_dbt.runner``), else
+        with dbt's stdout at ``debug``; ``every_debug_line``: all of them, always that way.
         dbt runs through :mod:`floe_dbt.runner` (dbt's programmatic runner) where this
         interpreter has the dbt to run, else as the ``dbt`` command; ``capture_columns`` makes the
         runner hand the parent each built relation's real columns (see ``floe_dbt.column_note``),
@@ -236,7 +239,6 @@ class FloeDbtResource(DbtCliResource):
         cli_version = _installed_dbt_version()
         if fast is None or cli_version is None:
             compat.warn_public_path(context.log.warning)
-            extra = {**(env or {}), **({"DBT_LOG_LEVEL": "debug"} if debug_lines else {})}
             resource: DbtCliResource = self
             plan_file: Path | None = None
             # cli() starts an executable: floe's runner as the ``floe-dbt`` command, so the
@@ -244,6 +246,10 @@ class FloeDbtResource(DbtCliResource):
             command = (
                 runner_executable(self.dbt_executable, os.environ) if capture_columns else None
             )
+            extra = {
+                **(env or {}),
+                **_debug_env(debug_lines, every_debug_line, relayed=command is not None),
+            }
             if command is not None:
                 resource = self.model_copy(update={"dbt_executable": command})
                 extra[CAPTURE_COLUMNS_ENV] = "1"
@@ -285,9 +291,8 @@ class FloeDbtResource(DbtCliResource):
             "DBT_PROJECT_DIR": str(project_dir),
             **(env or {}),
         }
-        if debug_lines:
-            dbt_env["DBT_LOG_LEVEL"] = "debug"
         runner = runner_command(self.dbt_executable, dbt_env)
+        dbt_env.update(_debug_env(debug_lines, every_debug_line, relayed=runner is not None))
         if runner is not None and capture_columns:
             dbt_env[CAPTURE_COLUMNS_ENV] = "1"
             if source_plan is not None and source_plan.reads:
@@ -325,6 +330,14 @@ class FloeDbtResource(DbtCliResource):
         assert isinstance(invocation, FloeDbtCliInvocation)
         invocation.on_raw_line = on_raw_line
         return invocation
+
+
+def _debug_env(debug_lines: bool, every_debug_line: bool, *, relayed: bool) -> dict[str, str]:
+    """How dbt is made to write the debug-level lines asked for: by floe's runner relaying the
+    few floe reads (``relayed``: the runner runs dbt), or dbt's stdout at ``debug``."""
+    if every_debug_line or (debug_lines and not relayed):
+        return {"DBT_LOG_LEVEL": "debug"}
+    return {RELAY_ENV: "1"} if debug_lines else {}
 
 
 def dbt_arguments(process_args: Sequence[str]) -> tuple[str, ...]:

@@ -333,6 +333,8 @@ def run_dbt_step(
             env={DBT_TRACE_ENV: trace_id, DBT_SPAN_ENV: run_span},
             on_raw_line=observer.on_line if observer else None,
             debug_lines=observer is not None,
+            # Exporting dbt's debug lines as logs needs every one of them, not the relayed few.
+            every_debug_line=observer is not None and observer.builder.log_level == "debug",
             capture_columns=observer is not None,
             source_plan=source_plan(plan.index) if observer is not None else None,
         )
