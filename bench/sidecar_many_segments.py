@@ -10,9 +10,10 @@ moves when another process shares the core (the two are close on a quiet machine
 sidecar's own status file: the time from its engine's start to the last delivery (the backlog
 is delivered; process start and imports excluded) and what retiring the segments took after it.
 
-The last line is the floor: the CPU time of the five system calls a reader cannot do without
-for each segment (open, shared lock, fstat, pread, close), measured in the bench's own process on
-the same CPU; one segment's drain time plus that floor is the best the many segments can do.
+The last lines are the floors, measured in the bench's own process on the same CPU: the CPU time
+of the five system calls a reader cannot do without for each segment (open, shared lock, fstat,
+pread, close), and the wall time of retiring each one (lstat, unlink, one directory fsync). One
+segment's drain plus them is the best the many segments can do, delivered and wall.
 
     .venv/bin/python bench/sidecar_many_segments.py [--segments 10000] [--repeat 3] [--cpu 0]
 """
@@ -109,6 +110,32 @@ def syscall_floor(master: Path, work: Path, cpu: int) -> float:
         shutil.rmtree(spool, ignore_errors=True)
 
 
+def retire_floor(master: Path, work: Path, cpu: int) -> tuple[float, float]:
+    """Wall and CPU seconds of what retiring each segment of ``master`` cannot do without
+    (an lstat to check it is still the file read, an unlink; one directory fsync), in this
+    process on ``cpu``. The unlink is the file system's work, mostly not this process's CPU:
+    it is what the wall time of a many-segments drain pays that one segment does not."""
+    spool = work / "retire-floor"
+    shutil.rmtree(spool, ignore_errors=True)
+    shutil.copytree(master, spool)
+    os.sync()
+    names = list_segment_names(spool)
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    dir_fd = os.open(spool, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        wall, started = time.perf_counter(), time.process_time()
+        for name in names:
+            os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            os.unlink(name, dir_fd=dir_fd)
+        os.fsync(dir_fd)
+        return time.perf_counter() - wall, time.process_time() - started
+    finally:
+        os.close(dir_fd)
+        os.sched_setaffinity(0, before)
+        shutil.rmtree(spool, ignore_errors=True)
+
+
 def rate_text(events: int, seconds: float) -> str:
     """events/s, or "-" when the process start subtracted from a short run leaves nothing."""
     return f"{events / seconds:,.0f}" if seconds > 0.005 else "-"
@@ -152,6 +179,9 @@ def main() -> None:
             )
         }
         floor = statistics.median(syscall_floor(many, work, args.cpu) for _ in range(3))
+        retiring = [retire_floor(many, work, args.cpu) for _ in range(3)]
+        retire_wall = statistics.median(r[0] for r in retiring)
+        retire_cpu = statistics.median(r[1] for r in retiring)
         print(
             f"{n:,} events; process start {start_wall:.2f} s wall, {start_cpu:.2f} s CPU "
             f"(subtracted); load {os.getloadavg()[0]:.2f}"
@@ -190,6 +220,14 @@ def main() -> None:
             f"{floor:.3f} s CPU ({floor / n * 1e6:.1f} us each); one segment's time plus it: "
             f"{n / (one_s + floor):,.0f} events/s, many / one at best "
             f"{one_s / (one_s + floor):.2f}"
+        )
+        one_wall = seconds["one", "wall"]
+        best_wall = one_wall + floor + retire_wall
+        print(
+            f"retire floor: lstat + unlink of the {n:,} segments and one directory fsync "
+            f"{retire_wall:.3f} s wall, {retire_cpu:.3f} s CPU ({retire_wall / n * 1e6:.0f} us "
+            f"each); one segment's wall time plus both floors: {n / best_wall:,.0f} events/s, "
+            f"many / one (wall) at best {one_wall / best_wall:.2f}"
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
