@@ -690,6 +690,8 @@ def test_the_nanosecond_field_of_a_name_is_the_clocks(
 ) -> None:
     clock = 1_796_000_000_999_999_999  # the last nanosecond of a second
     monkeypatch.setattr(spool.time, "time_ns", lambda: clock)
+    # A segment made earlier in this process took a later reading, which this one must follow.
+    monkeypatch.setattr(spool, "_last_ns", 0)
     with SpoolWriter(tmp_path / "spool") as writer:
         writer.append(b"{}\n")
         name = writer.segment.name if writer.segment else ""
