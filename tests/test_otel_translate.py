@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from support.data import (
+    INVOCATION_END,
+    RUN_END,
     STEPS,
     UNFINISHED,
     at,
@@ -33,6 +35,7 @@ from floe_core import ids
 from floe_core.events import Connection, DagsterRun, InvocationFinished, NodeFinished, RunFinished
 from floe_sidecar.sinks.otel.sink import to_readable_span
 from floe_sidecar.sinks.otel.translate import (
+    SpanEvent,
     SpanRecord,
     SpanTranslator,
     db_system,
@@ -322,3 +325,147 @@ def test_any_node_finished_becomes_one_encodable_span(
     # What the exporter does with it: the OTLP encoding accepts every attribute.
     request = encode_spans([to_readable_span(span, Resource(span.resource))])
     assert request.resource_spans[0].scope_spans[0].spans[0].name == span.name
+
+
+# -- whole spans, field by field (the mutation run showed single fields going unchecked) ----------
+
+_RESOURCE = {
+    "service.name": "floe",
+    "region": "eu",
+    "tenant": "acme",
+    "team": "data",
+    "deployment.environment.name": "staging",
+}
+_RUN_SPAN_ID = ids.span_id_hex(ids.run_span_id(RUN_ID))
+_INVOCATION_SPAN_ID = ids.span_id_hex(ids.invocation_span_id(RUN_ID, INVOCATION_ID))
+
+
+def _run_finished(success: bool, error: str | None) -> RunFinished:
+    return RunFinished(
+        event_id="e",
+        emitted_at=at(3),
+        run=DagsterRun(run_id=RUN_ID, job_name=JOB, started_at=at(-2)),
+        finished_at=at(3),
+        success=success,
+        error=error,
+    )
+
+
+def test_a_failed_run_span_is_an_error_carrying_the_runs_error() -> None:
+    span = _by_name(_spans())[f"RUN {JOB}"]
+    end = to_unix_nanos(at(RUN_END))
+    assert span == SpanRecord(
+        name=f"RUN {JOB}",
+        trace_id=uuid.UUID(RUN_ID).hex,
+        span_id=_RUN_SPAN_ID,
+        parent_span_id=None,
+        kind="server",
+        start_ns=to_unix_nanos(at(-2)),
+        end_ns=end,
+        status="error",
+        status_message="1 step failed",
+        attributes={
+            "cicd.pipeline.name": JOB,
+            "cicd.pipeline.run.id": RUN_ID,
+            "cicd.pipeline.action.name": "RUN",
+            "cicd.pipeline.result": "failure",
+            "error.type": "dagster_run_failure",
+        },
+        events=(
+            SpanEvent(
+                name="exception",
+                time_ns=end,
+                attributes={
+                    "exception.type": "dagster_run_failure",
+                    "exception.message": "1 step failed",
+                },
+            ),
+        ),
+        resource=_RESOURCE,
+    )
+
+
+def test_a_run_that_failed_without_a_message_still_says_it_failed() -> None:
+    (span,) = SpanTranslator(BASE).translate(_run_finished(success=False, error=None))
+    assert span.status == "error" and span.status_message == "failed"
+    assert span.events == ()
+    assert span.attributes["error.type"] == "dagster_run_failure"
+
+
+def test_a_successful_run_span_has_no_error_anywhere() -> None:
+    (span,) = SpanTranslator(BASE).translate(_run_finished(success=True, error="ignored"))
+    assert span.status == "ok" and span.status_message is None and span.events == ()
+    assert span.attributes == {
+        "cicd.pipeline.name": JOB,
+        "cicd.pipeline.run.id": RUN_ID,
+        "cicd.pipeline.action.name": "RUN",
+        "cicd.pipeline.result": "success",
+    }
+    assert (span.start_ns, span.end_ns) == (to_unix_nanos(at(-2)), to_unix_nanos(at(3)))
+
+
+def test_a_run_span_never_ends_before_it_starts() -> None:
+    event = msgspec.structs.replace(_run_finished(success=True, error=None), finished_at=at(-3))
+    (span,) = SpanTranslator(BASE).translate(event)
+    assert span.start_ns == span.end_ns == to_unix_nanos(at(-2))
+
+
+def test_the_unfinished_node_span_whole() -> None:
+    slow_id, slow_start = UNFINISHED
+    span = _by_name(_spans())[slow_id]
+    end = to_unix_nanos(at(INVOCATION_END))
+    message = "the dbt invocation ended before this node finished: dbt was killed"
+    assert span == SpanRecord(
+        name=slow_id,
+        trace_id=uuid.UUID(RUN_ID).hex,
+        span_id=ids.span_id_hex(ids.node_span_id(RUN_ID, INVOCATION_ID, slow_id)),
+        parent_span_id=_INVOCATION_SPAN_ID,
+        kind="internal",
+        start_ns=to_unix_nanos(at(slow_start)),
+        end_ns=end,
+        status="error",
+        status_message=message,
+        attributes={
+            "cicd.pipeline.name": JOB,
+            "cicd.pipeline.run.id": RUN_ID,
+            "cicd.pipeline.task.name": slow_id,
+            "cicd.pipeline.task.run.id": f"{INVOCATION_ID}/{slow_id}",
+            "cicd.pipeline.task.type": "build",
+            "cicd.pipeline.task.run.result": "error",
+            "dbt.invocation_id": INVOCATION_ID,
+            "dbt.project_name": "shop",
+            "floe.compute_target": "duckdb",
+            "db.system": "duckdb",
+            "db.system.name": "duckdb",
+            "dbt.unique_id": slow_id,
+            "dbt.node_name": "slow",
+            "dbt.resource_type": "model",
+            "dbt.package_name": "shop",
+            "dbt.materialization": "table",
+            "dbt.relation": "shop.main.slow",
+            "db.namespace": "shop",
+            "floe.asset_key": "shop/slow",
+            "dbt.tags": ("nightly",),
+            "code.file.path": "models/slow.sql",
+            "error.type": "dbt_node_aborted",
+        },
+        events=(
+            SpanEvent(
+                name="exception",
+                time_ns=end,
+                attributes={"exception.type": "dbt_node_aborted", "exception.message": message},
+            ),
+        ),
+        resource=_RESOURCE,
+    )
+
+
+def test_an_unfinished_node_of_an_invocation_without_an_error_says_only_that() -> None:
+    finished = next(e for e in run_events() if isinstance(e, InvocationFinished))
+    event = msgspec.structs.replace(finished, error=None, finished_at=at(0.5))
+    _invocation, aborted = SpanTranslator(BASE).translate(event)
+    message = "the dbt invocation ended before this node finished"
+    assert aborted.status_message == message
+    assert aborted.events[0].attributes["exception.message"] == message
+    # It started after the invocation's end (clocks): zero length, never negative.
+    assert aborted.start_ns == aborted.end_ns == to_unix_nanos(at(UNFINISHED[1]))
