@@ -32,7 +32,14 @@ from support.data import (
 from support.data import trace_invocation as make_invocation
 
 from floe_core import ids
-from floe_core.events import Connection, DagsterRun, InvocationFinished, NodeFinished, RunFinished
+from floe_core.events import (
+    Connection,
+    DagsterRun,
+    InvocationFinished,
+    NodeFinished,
+    Relation,
+    RunFinished,
+)
 from floe_sidecar.sinks.otel.sink import to_readable_span
 from floe_sidecar.sinks.otel.translate import (
     SpanEvent,
@@ -469,3 +476,299 @@ def test_an_unfinished_node_of_an_invocation_without_an_error_says_only_that() -
     assert aborted.events[0].attributes["exception.message"] == message
     # It started after the invocation's end (clocks): zero length, never negative.
     assert aborted.start_ns == aborted.end_ns == to_unix_nanos(at(UNFINISHED[1]))
+
+
+def _invocation_finished(**changes: object) -> InvocationFinished:
+    finished = next(e for e in run_events() if isinstance(e, InvocationFinished))
+    return msgspec.structs.replace(finished, **changes)
+
+
+def test_a_failed_invocation_span_whole() -> None:
+    span = _by_name(_spans())["dbt build"]
+    end = to_unix_nanos(at(INVOCATION_END))
+    assert span == SpanRecord(
+        name="dbt build",
+        trace_id=uuid.UUID(RUN_ID).hex,
+        span_id=_INVOCATION_SPAN_ID,
+        parent_span_id=_RUN_SPAN_ID,
+        kind="internal",
+        start_ns=to_unix_nanos(at(0)),
+        end_ns=end,
+        status="error",
+        status_message="dbt was killed",
+        attributes={
+            "cicd.pipeline.name": JOB,
+            "cicd.pipeline.run.id": RUN_ID,
+            "dbt.invocation_id": INVOCATION_ID,
+            "dbt.project_name": "shop",
+            "floe.compute_target": "duckdb",
+            "db.system": "duckdb",
+            "db.system.name": "duckdb",
+            "cicd.pipeline.task.name": "dbt build",
+            "cicd.pipeline.task.run.id": INVOCATION_ID,
+            "cicd.pipeline.task.type": "build",
+            "cicd.pipeline.task.run.result": "error",
+            "dbt.command": "build",
+            "dbt.version": "1.11.2",
+            "floe.unfinished_nodes": 1,
+            "error.type": "dbt_invocation_error",
+        },
+        events=(
+            SpanEvent(
+                name="exception",
+                time_ns=end,
+                attributes={
+                    "exception.type": "dbt_invocation_error",
+                    "exception.message": "dbt was killed",
+                },
+            ),
+        ),
+        resource=_RESOURCE,
+    )
+
+
+def test_a_successful_invocation_span_has_no_error_anywhere() -> None:
+    event = _invocation_finished(success=True, error=None, unfinished=())
+    (span,) = SpanTranslator(BASE).translate(event)
+    assert span.status == "ok" and span.status_message is None and span.events == ()
+    assert span.attributes["cicd.pipeline.task.run.result"] == "success"
+    assert "error.type" not in span.attributes
+    assert "floe.unfinished_nodes" not in span.attributes
+
+
+def test_an_invocation_that_failed_without_a_message_still_says_it_failed() -> None:
+    (span,) = SpanTranslator(BASE).translate(_invocation_finished(error=None, unfinished=()))
+    assert span.status == "error" and span.status_message == "failed" and span.events == ()
+    assert span.attributes["error.type"] == "dbt_invocation_error"
+
+
+def test_an_invocation_without_a_subcommand_or_version_names_neither() -> None:
+    event = _invocation_finished(
+        invocation=msgspec.structs.replace(
+            _invocation_finished().invocation, command=("--version",), dbt_version=None
+        ),
+        unfinished=(),
+    )
+    (span,) = SpanTranslator(BASE).translate(event)
+    assert span.name == "dbt" and span.attributes["cicd.pipeline.task.name"] == "dbt"
+    assert "dbt.command" not in span.attributes and "dbt.version" not in span.attributes
+
+
+def test_an_invocation_span_never_ends_before_it_starts() -> None:
+    (span,) = SpanTranslator(BASE).translate(
+        _invocation_finished(finished_at=at(-1), unfinished=())
+    )
+    assert span.start_ns == span.end_ns == to_unix_nanos(at(0))
+
+
+def _node_attributes_of(unique_id: str) -> dict[str, object]:
+    """What every span of that trace node carries, whatever its outcome."""
+    _kind, _package, name = unique_id.split(".", 2)
+    return {
+        "cicd.pipeline.name": JOB,
+        "cicd.pipeline.run.id": RUN_ID,
+        "cicd.pipeline.task.name": unique_id,
+        "cicd.pipeline.task.run.id": f"{INVOCATION_ID}/{unique_id}",
+        "dbt.invocation_id": INVOCATION_ID,
+        "dbt.project_name": "shop",
+        "floe.compute_target": "duckdb",
+        "db.system": "duckdb",
+        "db.system.name": "duckdb",
+        "dbt.unique_id": unique_id,
+        "dbt.node_name": name,
+        "dbt.package_name": "shop",
+        "dbt.relation": f"shop.main.{name}",
+        "db.namespace": "shop",
+        "dbt.tags": ("nightly",),
+    }
+
+
+def test_a_broken_model_span_whole() -> None:
+    span = _by_name(_spans())["model.shop.broken"]
+    end = to_unix_nanos(at(0.9))
+    error = "Binder Error: column x not found\nLINE 1"
+    assert span == SpanRecord(
+        name="model.shop.broken",
+        trace_id=uuid.UUID(RUN_ID).hex,
+        span_id=ids.span_id_hex(ids.node_span_id(RUN_ID, INVOCATION_ID, "model.shop.broken")),
+        parent_span_id=_INVOCATION_SPAN_ID,
+        kind="internal",
+        start_ns=to_unix_nanos(at(0.8)),
+        end_ns=end,
+        status="error",
+        status_message="Binder Error: column x not found",
+        attributes={
+            **_node_attributes_of("model.shop.broken"),
+            "cicd.pipeline.task.type": "build",
+            "dbt.resource_type": "model",
+            "dbt.materialization": "table",
+            "floe.asset_key": "shop/broken",
+            "code.file.path": "models/broken.sql",
+            "cicd.pipeline.task.run.result": "error",
+            "dbt.status": "error",
+            "error.type": "dbt_node_error",
+            "dbt.message": error,
+        },
+        events=(
+            SpanEvent(
+                name="exception",
+                time_ns=end,
+                attributes={"exception.type": "dbt_node_error", "exception.message": error},
+            ),
+        ),
+        resource=_RESOURCE,
+    )
+
+
+def test_a_failed_data_test_span_whole() -> None:
+    unique_id = "test.shop.accepted_orders_status"
+    span = _by_name(_spans())[unique_id]
+    end = to_unix_nanos(at(1.4))
+    assert span == SpanRecord(
+        name=unique_id,
+        trace_id=uuid.UUID(RUN_ID).hex,
+        span_id=ids.span_id_hex(ids.node_span_id(RUN_ID, INVOCATION_ID, unique_id)),
+        parent_span_id=_INVOCATION_SPAN_ID,
+        kind="internal",
+        start_ns=to_unix_nanos(at(1.31)),
+        end_ns=end,
+        status="error",
+        status_message="Got 2 results",
+        attributes={
+            **_node_attributes_of(unique_id),
+            "cicd.pipeline.task.type": "test",
+            "dbt.resource_type": "test",
+            "code.file.path": "tests/accepted_orders_status.sql",
+            "dbt.test.name": "accepted",
+            "dbt.test.attached_unique_id": "model.shop.orders",
+            "dbt.test.column_name": "order_id",
+            "cicd.pipeline.task.run.result": "failure",
+            "dbt.status": "fail",
+            "error.type": "dbt_test_failure",
+            "dbt.failures": 2,
+            "dbt.message": "Got 2 results",
+        },
+        events=(
+            SpanEvent(
+                name="exception",
+                time_ns=end,
+                attributes={
+                    "exception.type": "dbt_test_failure",
+                    "exception.message": "Got 2 results",
+                },
+            ),
+        ),
+        resource=_RESOURCE,
+    )
+
+
+def test_a_skipped_node_span_is_neither_ok_nor_an_error() -> None:
+    span = _by_name(_spans())["model.shop.after_broken"]
+    assert span.status == "unset" and span.status_message is None and span.events == ()
+    assert "error.type" not in span.attributes and span.attributes["dbt.status"] == "skipped"
+    assert span.start_ns == span.end_ns == to_unix_nanos(at(0.95))
+
+
+def _finished_node(unique_id: str, **changes: object) -> NodeFinished:
+    finished = next(
+        e for e in run_events() if isinstance(e, NodeFinished) and e.node.unique_id == unique_id
+    )
+    return msgspec.structs.replace(finished, **changes)
+
+
+def test_an_erroring_node_without_an_error_reports_its_message() -> None:
+    event = _finished_node("model.shop.broken", error=None, message="Runtime Error in model")
+    (span,) = SpanTranslator(BASE).translate(event)
+    assert span.status == "error" and span.status_message == "Runtime Error in model"
+    (exception,) = span.events
+    assert exception.attributes["exception.message"] == "Runtime Error in model"
+    # Without a message either, the span still fails, with nothing made up.
+    (bare,) = SpanTranslator(BASE).translate(
+        _finished_node("model.shop.broken", error=None, message=None)
+    )
+    assert bare.status == "error" and bare.status_message is None and bare.events == ()
+    assert (
+        bare.attributes["error.type"] == "dbt_node_error" and "dbt.message" not in bare.attributes
+    )
+
+
+def test_a_successful_node_with_a_message_has_no_status_message() -> None:
+    (span,) = SpanTranslator(BASE).translate(_finished_node("model.shop.orders", message="OK"))
+    assert span.status == "ok" and span.status_message is None and span.events == ()
+
+
+def test_a_node_span_never_ends_before_it_starts() -> None:
+    (span,) = SpanTranslator(BASE).translate(
+        _finished_node("model.shop.orders", finished_at=at(0.7))
+    )
+    assert span.start_ns == span.end_ns == to_unix_nanos(at(0.8))
+
+
+def test_a_status_message_is_the_errors_first_line_cut_at_256_characters() -> None:
+    (span,) = SpanTranslator(BASE).translate(
+        _finished_node("model.shop.broken", error="\n  " + "x" * 300 + "\nsecond line")
+    )
+    assert span.status_message == "x" * 256
+    (blank,) = SpanTranslator(BASE).translate(
+        _finished_node("model.shop.broken", error=" \n ", message=None)
+    )
+    assert blank.status_message is None
+
+
+def test_a_node_without_optional_fields_carries_none_of_their_attributes() -> None:
+    template = _finished_node("model.shop.orders", rows_affected=None, message=None)
+    bare = msgspec.structs.replace(
+        template,
+        node=msgspec.structs.replace(
+            template.node,
+            package_name=None,
+            materialized=None,
+            relation=None,
+            asset_key=(),
+            tags=(),
+            original_file_path=None,
+        ),
+    )
+    (span,) = SpanTranslator(BASE).translate(bare)
+    assert span.attributes == {
+        **{
+            k: v
+            for k, v in _node_attributes_of("model.shop.orders").items()
+            if k not in ("dbt.package_name", "dbt.relation", "db.namespace", "dbt.tags")
+        },
+        "cicd.pipeline.task.type": "build",
+        "dbt.resource_type": "model",
+        "cicd.pipeline.task.run.result": "success",
+        "dbt.status": "success",
+    }
+
+
+def test_a_relation_without_a_database_has_no_db_namespace() -> None:
+    template = _finished_node("model.shop.orders")
+    event = msgspec.structs.replace(
+        template,
+        node=msgspec.structs.replace(
+            template.node, relation=Relation(database=None, schema="main", identifier="orders")
+        ),
+    )
+    (span,) = SpanTranslator(BASE).translate(event)
+    assert span.attributes["dbt.relation"] == "main.orders"
+    assert "db.namespace" not in span.attributes
+
+
+def test_a_test_on_no_model_or_column_names_neither() -> None:
+    template = _finished_node("test.shop.unique_orders_order_id")
+    assert template.node.test is not None
+    event = msgspec.structs.replace(
+        template,
+        node=msgspec.structs.replace(
+            template.node,
+            test=msgspec.structs.replace(
+                template.node.test, attached_unique_id=None, column_name=None
+            ),
+        ),
+    )
+    (span,) = SpanTranslator(BASE).translate(event)
+    assert span.attributes["dbt.test.name"] == "unique"
+    assert "dbt.test.attached_unique_id" not in span.attributes
+    assert "dbt.test.column_name" not in span.attributes
