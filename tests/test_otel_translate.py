@@ -42,6 +42,7 @@ from floe_core.events import (
 )
 from floe_sidecar.sinks.otel.sink import to_readable_span
 from floe_sidecar.sinks.otel.translate import (
+    AttributeValue,
     SpanEvent,
     SpanRecord,
     SpanTranslator,
@@ -561,7 +562,7 @@ def test_an_invocation_span_never_ends_before_it_starts() -> None:
     assert span.start_ns == span.end_ns == to_unix_nanos(at(0))
 
 
-def _node_attributes_of(unique_id: str) -> dict[str, object]:
+def _node_attributes_of(unique_id: str) -> dict[str, AttributeValue]:
     """What every span of that trace node carries, whatever its outcome."""
     _kind, _package, name = unique_id.split(".", 2)
     return {
