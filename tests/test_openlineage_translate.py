@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
-from support.data import shop_events
+from support.data import run_log_lines, shop_events
 from support.environment import REPO_ROOT
 from support.lineage import LineageValidator, assert_run_order
 
 from floe_core import ids
-from floe_core.events import Connection, NodeStarted, decode_event, encode_event
+from floe_core.events import (
+    Column,
+    ColumnLineage,
+    Connection,
+    FieldLineage,
+    InputField,
+    InvocationFinished,
+    InvocationStarted,
+    NodeFinished,
+    NodeStarted,
+    Relation,
+    decode_event,
+    encode_event,
+)
 from floe_sidecar.sinks.openlineage import facets, translate_event
 
 
@@ -302,3 +317,404 @@ def test_job_namespace_is_configurable() -> None:
         for e in lineage
         if "parent" in e["run"]["facets"]
     } == {"prod"}
+
+
+# -- single facets and fallbacks, each on its own (the mutation run showed them unchecked) -------
+
+
+def _node_events(unique_id: str, **changes: Any) -> tuple[NodeStarted, NodeFinished]:
+    """The example run's start and end of ``unique_id``, the end with ``changes``."""
+    events = shop_events(run_id=RUN)
+    [started] = [e for e in events if isinstance(e, NodeStarted) and e.node.unique_id == unique_id]
+    [finished] = [
+        e for e in events if isinstance(e, NodeFinished) and e.node.unique_id == unique_id
+    ]
+    return started, msgspec.structs.replace(finished, **changes)
+
+
+def _with_node(event: NodeFinished, **changes: Any) -> NodeFinished:
+    return msgspec.structs.replace(event, node=msgspec.structs.replace(event.node, **changes))
+
+
+RUN = "3b0f1c2e-7a4d-4e8f-9c1b-2d3e4f5a6b7c"
+TAGS = facets.tags_run({"tenant": "example", "environment": "dev"}, "FLOE")
+
+
+def test_the_dagster_runs_and_the_invocations_events_whole() -> None:
+    events = shop_events(run_id=RUN)
+    first = events[0]
+    assert isinstance(first, InvocationStarted)
+    inv = first.invocation
+    run_start, inv_start = translate_event(first)
+    trace = uuid.UUID(RUN).hex
+    run_span = ids.span_id_hex(ids.run_span_id(RUN))
+    inv_span = ids.span_id_hex(ids.invocation_span_id(RUN, inv.invocation_id))
+    common = {"producer": facets.PRODUCER, "schemaURL": facets.RUN_EVENT_SCHEMA_URL}
+    assert run_start == {
+        "eventType": "START",
+        "eventTime": "2026-11-26T12:00:00+00:00",  # the Dagster run's own start
+        **common,
+        "run": {
+            "runId": RUN,
+            "facets": {"floe_trace": facets.floe_trace(trace, run_span, None), "tags": TAGS},
+        },
+        "job": {
+            "namespace": "dbt",
+            "name": "shop_job",
+            "facets": {"jobType": facets.job_type("DAGSTER", "JOB")},
+        },
+        "inputs": [],
+        "outputs": [],
+    }
+    assert inv_start == {
+        "eventType": "START",
+        "eventTime": "2026-11-26T12:00:01+00:00",
+        **common,
+        "run": {
+            "runId": inv.invocation_id,
+            "facets": {
+                "parent": facets.parent(RUN, "dbt", "shop_job", RUN, "dbt", "shop_job"),
+                "processing_engine": facets.processing_engine("dbt", "1.11.2"),
+                "floe_trace": facets.floe_trace(trace, inv_span, run_span),
+                "tags": TAGS,
+            },
+        },
+        "job": {
+            "namespace": "dbt",
+            "name": "dbt-run-shop",
+            "facets": {"jobType": facets.job_type("DBT", "JOB")},
+        },
+        "inputs": [],
+        "outputs": [],
+    }
+    *_, inv_end, run_end = events
+    [inv_fail] = translate_event(msgspec.structs.replace(inv_end, success=False, error="boom"))
+    assert inv_fail == {
+        **inv_start,
+        "eventType": "FAIL",
+        "eventTime": _time_of(inv_end),
+        "run": {
+            "runId": inv.invocation_id,
+            "facets": {
+                **inv_start["run"]["facets"],
+                "errorMessage": facets.error_message("boom", "sql"),
+            },
+        },
+    }
+    [run_fail] = translate_event(msgspec.structs.replace(run_end, success=False, error="step x"))
+    assert run_fail == {
+        **run_start,
+        "eventType": "FAIL",
+        "eventTime": _time_of(run_end),
+        "run": {
+            "runId": RUN,
+            "facets": {
+                **run_start["run"]["facets"],
+                "errorMessage": facets.error_message("step x", "python"),
+            },
+        },
+    }
+
+
+def _time_of(event: Any) -> str:
+    finished: datetime = event.finished_at
+    return finished.isoformat()
+
+
+def test_failures_without_a_message_still_say_what_failed() -> None:
+    *_, inv_end, run_end = shop_events()
+    [inv_fail] = translate_event(msgspec.structs.replace(inv_end, success=False, error=None))
+    assert inv_fail["run"]["facets"]["errorMessage"] == facets.error_message(
+        "dbt invocation failed", "sql"
+    )
+    [run_fail] = translate_event(msgspec.structs.replace(run_end, success=False, error=None))
+    assert run_fail["run"]["facets"]["errorMessage"] == facets.error_message(
+        "Dagster run failed", "python"
+    )
+    # Success carries no error, whatever the event says.
+    [run_ok] = translate_event(msgspec.structs.replace(run_end, success=True, error="stale"))
+    assert run_ok["eventType"] == "COMPLETE" and "errorMessage" not in run_ok["run"]["facets"]
+    [inv_ok] = translate_event(msgspec.structs.replace(inv_end, success=True, error="stale"))
+    assert inv_ok["eventType"] == "COMPLETE" and "errorMessage" not in inv_ok["run"]["facets"]
+
+
+def test_a_dagster_run_without_a_known_start_starts_with_its_first_invocation() -> None:
+    first = shop_events()[0]
+    assert isinstance(first, InvocationStarted)
+    inv = msgspec.structs.replace(
+        first.invocation, run=msgspec.structs.replace(first.invocation.run, started_at=None)
+    )
+    run_start, inv_start = translate_event(msgspec.structs.replace(first, invocation=inv))
+    assert run_start["eventTime"] == inv_start["eventTime"] == "2026-11-26T12:00:01+00:00"
+
+
+def test_run_tags_an_attribute_named_environment_wins_and_none_means_no_facet() -> None:
+    first = shop_events()[0]
+    assert isinstance(first, InvocationStarted)
+    inv = msgspec.structs.replace(
+        first.invocation, attributes={"environment": "prod-eu", "tenant": "t"}
+    )
+    for event in translate_event(msgspec.structs.replace(first, invocation=inv)):
+        tags = {t["key"]: t["value"] for t in event["run"]["facets"]["tags"]["tags"]}
+        assert tags == {"environment": "prod-eu", "tenant": "t"}
+    bare = msgspec.structs.replace(first.invocation, attributes={}, environment=None)
+    for event in translate_event(msgspec.structs.replace(first, invocation=bare)):
+        assert "tags" not in event["run"]["facets"]
+    *_, run_end = shop_events()
+    [run_ok] = translate_event(msgspec.structs.replace(run_end, attributes={}, environment=None))
+    assert "tags" not in run_ok["run"]["facets"]
+    [run_env] = translate_event(msgspec.structs.replace(run_end, attributes={}, environment="qa"))
+    assert run_env["run"]["facets"]["tags"] == facets.tags_run({"environment": "qa"}, "FLOE")
+
+
+def test_times_are_rfc3339_with_an_offset_naive_ones_being_utc() -> None:
+    started, _ = _node_events("model.shop.orders")
+    naive = msgspec.structs.replace(started, started_at=datetime(2026, 11, 26, 12, 0, 5, 250000))
+    [event] = translate_event(naive)
+    assert event["eventTime"] == "2026-11-26T12:00:05.250000+00:00"
+    offset = timezone(timedelta(hours=2))
+    aware = msgspec.structs.replace(
+        started, started_at=datetime(2026, 11, 26, 14, 0, 5, tzinfo=offset)
+    )
+    [event] = translate_event(aware)
+    assert event["eventTime"] == "2026-11-26T14:00:05+02:00"
+
+
+def test_a_node_start_and_end_whole_run_and_job_facets() -> None:
+    started, finished = _node_events("model.shop.orders")
+    inv = started.invocation
+    [start] = translate_event(started)
+    [end] = translate_event(finished)
+    run_facets = {
+        "parent": facets.parent(inv.invocation_id, "dbt", "dbt-run-shop", RUN, "dbt", "shop_job"),
+        "processing_engine": facets.processing_engine("dbt", "1.11.2"),
+        "floe_trace": facets.floe_trace(
+            uuid.UUID(RUN).hex,
+            ids.span_id_hex(ids.node_span_id(RUN, inv.invocation_id, "model.shop.orders")),
+            ids.span_id_hex(ids.invocation_span_id(RUN, inv.invocation_id)),
+        ),
+        "tags": TAGS,
+    }
+    job_facets = {
+        "jobType": facets.job_type("DBT", "MODEL"),
+        "documentation": facets.documentation_job("One row per order with its paid amount."),
+        "ownership": facets.ownership_job("finance@example.com"),
+        "tags": facets.tags_job(["marts", "finance"], "DBT"),
+    }
+    assert start["eventType"] == "START" and end["eventType"] == "COMPLETE"
+    assert start["eventTime"] == started.started_at.isoformat()
+    assert end["eventTime"] == finished.finished_at.isoformat()
+    assert start["run"] == {"runId": start["run"]["runId"], "facets": run_facets}
+    assert end["run"] == start["run"]  # one run id from start to end
+    assert start["job"] == {
+        "namespace": "dbt",
+        "name": "shop.main.shop.orders.build.run",
+        "facets": job_facets,
+    }
+    assert end["job"]["facets"] == {
+        **job_facets,
+        "sql": facets.sql("select * from orders_source", "duckdb"),
+    }
+    assert [i["name"] for i in start["inputs"]] == [
+        "shop.main.stg_orders",
+        "shop.main.stg_payments",
+    ]
+    assert start["inputs"][0] == {
+        "namespace": "duckdb://.floe/shop.duckdb",
+        "name": "shop.main.stg_orders",
+        "facets": {
+            "dataSource": facets.datasource(
+                "duckdb://.floe/shop.duckdb", "duckdb://.floe/shop.duckdb"
+            )
+        },
+    }
+    [output] = end["outputs"]
+    assert output["facets"]["documentation"] == facets.documentation_dataset(
+        "One row per order with its paid amount."
+    )
+    assert output["facets"]["ownership"] == facets.ownership_dataset("finance@example.com")
+    assert output["facets"]["tags"] == facets.tags_dataset(
+        [
+            {"key": "marts", "value": "true", "source": "DBT"},
+            {"key": "finance", "value": "true", "source": "DBT"},
+        ]
+    )
+    assert output["outputFacets"] == {"outputStatistics": facets.output_statistics(3)}
+
+
+def test_a_node_without_docs_owner_tags_or_sql_gets_none_of_those_facets() -> None:
+    _, finished = _node_events("model.shop.stg_payments", compiled_sql=None)
+    [end] = translate_event(_with_node(finished, description=None, owner=None, tags=()))
+    assert end["job"]["facets"] == {"jobType": facets.job_type("DBT", "MODEL")}
+    [output] = end["outputs"]
+    assert not {"documentation", "ownership", "tags"} & set(output["facets"])
+
+
+def test_a_failed_node_without_an_error_uses_its_message_then_its_type() -> None:
+    _, finished = _node_events("model.shop.orders", status="error", error=None, message="Oops")
+    [end] = translate_event(finished)
+    assert end["eventType"] == "FAIL"
+    assert end["run"]["facets"]["errorMessage"] == facets.error_message("Oops", "sql")
+    [end] = translate_event(msgspec.structs.replace(finished, message=None))
+    assert end["run"]["facets"]["errorMessage"] == facets.error_message("dbt model failed", "sql")
+
+
+def test_aborts_and_skips_carry_no_error_message() -> None:
+    events = shop_events(crash_after=6)
+    inv_end = next(e for e in events if isinstance(e, InvocationFinished))
+    *aborts, inv_fail = translate_event(inv_end)
+    assert [e["eventType"] for e in aborts] == ["ABORT"]
+    assert "errorMessage" not in aborts[0]["run"]["facets"]
+    assert aborts[0]["eventTime"] == inv_end.finished_at.isoformat()
+    assert inv_fail["eventType"] == "FAIL"
+    skipped = [
+        e
+        for e in shop_events(fail_model="stg_orders")
+        if isinstance(e, NodeFinished) and e.status == "skipped"
+    ]
+    for event in skipped:
+        [abort] = translate_event(event)
+        assert abort["eventType"] == "ABORT" and "errorMessage" not in abort["run"]["facets"]
+
+
+@pytest.mark.parametrize(
+    ("unique_id", "job_type"),
+    [
+        ("seed.shop.raw_orders", "SEED"),
+        ("snapshot.shop.orders_snapshot", "SNAPSHOT"),
+        ("test.shop.unique_orders_order_id", "TEST"),
+        ("model.shop.orders", "MODEL"),
+    ],
+)
+def test_each_resource_type_has_its_job_type(unique_id: str, job_type: str) -> None:
+    started, _ = _node_events(unique_id)
+    [start] = translate_event(started)
+    assert start["job"]["facets"]["jobType"] == facets.job_type("DBT", job_type)
+
+
+def test_an_unknown_resource_type_is_its_own_job_type_in_capitals() -> None:
+    started, _ = _node_events("model.shop.orders")
+    event = msgspec.structs.replace(
+        started, node=msgspec.structs.replace(started.node, resource_type="analysis")
+    )
+    [start] = translate_event(event)
+    assert start["job"]["facets"]["jobType"] == facets.job_type("DBT", "ANALYSIS")
+
+
+def test_a_node_without_a_relation_and_a_test_with_one_have_no_output() -> None:
+    _, finished = _node_events("model.shop.orders")
+    [end] = translate_event(_with_node(finished, relation=None))
+    assert end["outputs"] == []
+    _, test_end = _node_events("test.shop.unique_orders_order_id")
+    [end] = translate_event(
+        _with_node(test_end, relation=Relation(database="shop", schema="main", identifier="t"))
+    )
+    assert end["outputs"] == []
+
+
+def test_an_input_read_twice_is_listed_once() -> None:
+    started, _ = _node_events("model.shop.orders")
+    upstream = (*started.node.upstream, started.node.upstream[0])
+    event = msgspec.structs.replace(
+        started, node=msgspec.structs.replace(started.node, upstream=upstream)
+    )
+    [start] = translate_event(event)
+    assert [i["name"] for i in start["inputs"]] == [
+        "shop.main.stg_orders",
+        "shop.main.stg_payments",
+    ]
+
+
+def test_the_tested_relation_is_an_input_and_alone_carries_the_assertion() -> None:
+    _, finished = _node_events("test.shop.unique_orders_order_id")
+    other = Relation(database="shop", schema="main", identifier="customers")
+    assert finished.node.test is not None
+    tested = finished.node.test.attached_relation
+    # Listed upstream after another input, it keeps its place; missing upstream, it comes first.
+    for upstream, names in (
+        ((other, tested), ["shop.main.customers", "shop.main.orders"]),
+        ((other,), ["shop.main.orders", "shop.main.customers"]),
+    ):
+        [end] = translate_event(_with_node(finished, upstream=upstream))
+        assert [i["name"] for i in end["inputs"]] == names
+        with_facets = [i["name"] for i in end["inputs"] if "inputFacets" in i]
+        assert with_facets == ["shop.main.orders"]
+    started, _ = _node_events("test.shop.unique_orders_order_id")
+    [start] = translate_event(started)
+    assert [i["name"] for i in start["inputs"]] == ["shop.main.orders"]
+    assert "inputFacets" not in start["inputs"][0]  # no result before the test ends
+
+
+def _assertion(event: NodeFinished) -> dict[str, Any]:
+    [end] = translate_event(event)
+    [assertion] = end["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]
+    return assertion
+
+
+@pytest.mark.parametrize(
+    ("status", "severity"),
+    [("pass", "error"), ("fail", "error"), ("error", "error"), ("warn", "warn"), ("skipped", None)],
+)
+def test_an_assertions_severity_follows_the_status(status: str, severity: str | None) -> None:
+    _, finished = _node_events("test.shop.unique_orders_order_id", status=status)
+    assert _assertion(finished).get("severity") == severity
+
+
+def test_an_assertion_without_a_column_or_failure_count_has_neither() -> None:
+    _, finished = _node_events("test.shop.unique_orders_order_id", failures=None)
+    assert finished.node.test is not None
+    test = msgspec.structs.replace(finished.node.test, column_name=None)
+    assert _assertion(_with_node(finished, test=test)) == {
+        "assertion": "unique",
+        "name": "unique_orders_order_id",
+        "success": True,
+        "severity": "error",
+    }
+
+
+@pytest.mark.parametrize(
+    ("unique_id", "materialized", "rows", "row_count"),
+    [
+        ("model.shop.orders", "table", 0, 0),  # an empty table is a count, not a missing one
+        ("model.shop.orders", "table", -1, None),  # adapters say -1 when they do not know
+        ("model.shop.orders", "incremental", 7, 7),
+        ("model.shop.orders", "microbatch", 7, 7),
+        ("model.shop.orders", "view", 7, None),
+        ("seed.shop.raw_orders", None, 7, 7),  # no materialization: the resource type decides
+        ("snapshot.shop.orders_snapshot", "snapshot", 7, 7),
+        ("model.shop.orders", None, 7, None),
+    ],
+)
+def test_output_statistics_only_for_rows_written(
+    unique_id: str, materialized: str | None, rows: int, row_count: int | None
+) -> None:
+    _, finished = _node_events(unique_id, rows_affected=rows)
+    [end] = translate_event(_with_node(finished, materialized=materialized))
+    [output] = end["outputs"]
+    statistics = output.get("outputFacets", {}).get("outputStatistics")
+    assert statistics == (None if row_count is None else facets.output_statistics(row_count))
+
+
+def test_an_extraction_error_is_reported_once() -> None:
+    _, finished = _node_events("model.shop.stg_customers")
+    elsewhere = Relation(identifier="elsewhere")
+    event = msgspec.structs.replace(
+        finished,
+        output_columns=(Column(name="a"), Column(name="b")),
+        column_lineage=ColumnLineage(
+            columns=(
+                FieldLineage(column="a", inputs=(InputField(relation=elsewhere, column="x"),)),
+                FieldLineage(column="b", inputs=(InputField(relation=elsewhere, column="y"),)),
+            ),
+        ),
+    )
+    [end] = translate_event(event)
+    errors = end["run"]["facets"]["extractionError"]["errors"]
+    assert [e["errorMessage"] for e in errors] == [
+        "column lineage from elsewhere left out: not an input of the run"
+    ]
+
+
+def test_other_events_have_no_lineage() -> None:
+    log = next(iter(run_log_lines(count=1)))
+    assert translate_event(log) == []

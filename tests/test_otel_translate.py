@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -19,6 +19,7 @@ from support.data import (
     at,
     executed_node_ids,
     run_events,
+    run_log_lines,
 )
 from support.data import (
     TRACE_INVOCATION_ID as INVOCATION_ID,
@@ -773,3 +774,67 @@ def test_a_test_on_no_model_or_column_names_neither() -> None:
     assert span.attributes["dbt.test.name"] == "unique"
     assert "dbt.test.attached_unique_id" not in span.attributes
     assert "dbt.test.column_name" not in span.attributes
+
+
+def test_the_target_names_the_database_system_before_the_adapter() -> None:
+    # A target named after a known system wins; an unknown target falls back to its adapter.
+    assert db_system_name(Connection(target="bigquery", adapter_type="postgres")) == "gcp.bigquery"
+    assert db_system_name(Connection(target="prod", adapter_type="postgres")) == "postgresql"
+    assert db_system(Connection(target="prod", adapter_type="redshift")) == "redshift"
+    assert db_system(Connection(target="prod", adapter_type="oracle")) == "other_sql"
+
+
+def test_server_attributes_only_when_the_connection_has_them() -> None:
+    template = _finished_node("model.shop.orders")
+    for host, port, expected in (
+        ("db.internal", 0, {"server.address": "db.internal", "server.port": 0}),
+        (None, 6543, {"server.port": 6543}),
+        ("", None, {}),
+    ):
+        connection = Connection(target="postgres", adapter_type="postgres", host=host, port=port)
+        event = msgspec.structs.replace(
+            template,
+            invocation=msgspec.structs.replace(template.invocation, connection=connection),
+        )
+        (span,) = SpanTranslator(BASE).translate(event)
+        server = {k: v for k, v in span.attributes.items() if k.startswith("server.")}
+        assert server == expected
+
+
+def test_the_resource_is_the_base_then_the_events_attributes_then_its_environment() -> None:
+    translator = SpanTranslator({"service.name": "floe", "tenant": "base", "region": "eu"})
+    event = _run_finished(success=True, error=None)
+    event = msgspec.structs.replace(
+        event,
+        environment="prod",
+        attributes={"tenant": "acme", "deployment.environment.name": "from-attributes"},
+    )
+    (span,) = translator.translate(event)
+    assert span.resource == {
+        "service.name": "floe",
+        "tenant": "acme",
+        "region": "eu",
+        "deployment.environment.name": "prod",
+    }
+    (bare,) = translator.translate(msgspec.structs.replace(event, environment=None, attributes={}))
+    assert bare.resource == {"service.name": "floe", "tenant": "base", "region": "eu"}
+    # The translator keeps its own copy of the base.
+    base = {"service.name": "floe"}
+    copied = SpanTranslator(base)
+    base["service.name"] = "changed"
+    assert copied.base_resource == {"service.name": "floe"}
+
+
+def test_naive_times_are_utc() -> None:
+    aware = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+    assert to_unix_nanos(aware.replace(tzinfo=None)) == to_unix_nanos(aware)
+    assert to_unix_nanos(aware) == 1_772_600_767_123_456_000
+    offset = timezone(timedelta(hours=-5))
+    assert to_unix_nanos(aware.astimezone(offset)) == to_unix_nanos(aware)
+
+
+def test_log_lines_make_no_span_and_anything_else_is_refused() -> None:
+    translator = SpanTranslator(BASE)
+    assert translator.translate(run_log_lines(count=1)[0]) == ()
+    with pytest.raises(TypeError, match="not a floe event: str"):
+        translator.translate("node_finished")  # type: ignore[arg-type]
