@@ -718,3 +718,34 @@ def test_an_extraction_error_is_reported_once() -> None:
 def test_other_events_have_no_lineage() -> None:
     log = next(iter(run_log_lines(count=1)))
     assert translate_event(log) == []
+
+
+def test_an_unknown_status_with_an_error_fails_and_without_one_completes() -> None:
+    _, finished = _node_events("model.shop.orders", status="exploded", error="kaboom")
+    [end] = translate_event(finished)
+    assert end["eventType"] == "FAIL"
+    assert end["run"]["facets"]["errorMessage"] == facets.error_message("kaboom", "sql")
+    [end] = translate_event(msgspec.structs.replace(finished, error=None))
+    assert end["eventType"] == "COMPLETE" and "errorMessage" not in end["run"]["facets"]
+
+
+def test_an_invocation_id_that_is_not_a_uuid_is_not_shared_across_dagster_runs() -> None:
+    """Two Dagster runs whose invocations have the same non-UUID id are two lineage runs."""
+    invocation_run_ids = set()
+    for run_id in (RUN, "5e1d2c3b-4a59-4687-9a6b-7c8d9e0f1a2b"):
+        events = shop_events(run_id=run_id)
+        first = events[0]
+        assert isinstance(first, InvocationStarted)
+        inv = msgspec.structs.replace(first.invocation, invocation_id="local-build")
+        _, inv_start = translate_event(msgspec.structs.replace(first, invocation=inv))
+        started = next(
+            e
+            for e in events
+            if isinstance(e, NodeStarted) and e.node.unique_id == "model.shop.orders"
+        )
+        [node_start] = translate_event(msgspec.structs.replace(started, invocation=inv))
+        run_uuid = inv_start["run"]["runId"]
+        assert uuid.UUID(run_uuid).version == 5
+        assert node_start["run"]["facets"]["parent"]["run"]["runId"] == run_uuid
+        invocation_run_ids.add(run_uuid)
+    assert len(invocation_run_ids) == 2

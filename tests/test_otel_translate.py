@@ -838,3 +838,29 @@ def test_log_lines_make_no_span_and_anything_else_is_refused() -> None:
     assert translator.translate(run_log_lines(count=1)[0]) == ()
     with pytest.raises(TypeError, match="not a floe event: str"):
         translator.translate("node_finished")  # type: ignore[arg-type]
+
+
+def test_both_database_system_keys_on_a_span_where_they_differ() -> None:
+    template = _finished_node("model.shop.orders")
+    connection = Connection(target="bigquery", adapter_type="bigquery")
+    event = msgspec.structs.replace(
+        template, invocation=msgspec.structs.replace(template.invocation, connection=connection)
+    )
+    (span,) = SpanTranslator(BASE).translate(event)
+    assert (span.attributes["db.system"], span.attributes["db.system.name"]) == (
+        "bigquery",
+        "gcp.bigquery",
+    )
+
+
+def test_a_warning_or_a_success_with_error_text_is_not_an_error() -> None:
+    for status in ("warn", "success"):
+        event = _finished_node(
+            "test.shop.unique_orders_order_id",
+            status=status,
+            error="Got 3 results, configured to warn if != 0",
+            message="Got 3 results",
+        )
+        (span,) = SpanTranslator(BASE).translate(event)
+        assert span.status == "ok" and span.status_message is None and span.events == ()
+        assert "error.type" not in span.attributes
