@@ -614,7 +614,9 @@ def test_a_node_without_a_relation_and_a_test_with_one_have_no_output() -> None:
 
 def test_an_input_read_twice_is_listed_once() -> None:
     started, _ = _node_events("model.shop.orders")
-    upstream = (*started.node.upstream, started.node.upstream[0])
+    # A repeat between two inputs: the inputs after it are kept too.
+    first, second = started.node.upstream
+    upstream = (first, first, second, first)
     event = msgspec.structs.replace(
         started, node=msgspec.structs.replace(started.node, upstream=upstream)
     )
