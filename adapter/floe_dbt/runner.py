@@ -253,12 +253,54 @@ def _columns(
         database=relation.database, schema=relation.schema, identifier=relation.identifier
     )
     if own_connection:
-        found = adapter.get_columns_in_relation(target)
-    else:
-        with adapter.connection_named(f"floe_columns.{relation.identifier}"):
-            found = adapter.get_columns_in_relation(target)
+        return _described(adapter, relation, target)
+    with adapter.connection_named(f"floe_columns.{relation.identifier}"):
+        return _described(adapter, relation, target)
+
+
+def _described(
+    adapter: Any, relation: CapturedRelation, target: Any
+) -> tuple[tuple[str, str | None], ...]:
+    """Where DuckDB runs: one query of its catalog function; anywhere else (or if that query
+    fails): dbt's ``get_columns_in_relation``.
+
+    dbt-duckdb's macro asks ``information_schema.columns`` through dbt's macro machinery: at 500
+    models it cost 53 s of the dbt process's threads in one build (47 ms a node at the start,
+    428 ms at the end), against 9.7 s for ``duckdb_columns()`` asked directly (the same names
+    and types; ``information_schema.columns`` is a view of it).
+    """
+    if adapter.type() == "duckdb":
+        try:
+            columns = _duckdb_columns(adapter, relation)
+        except Exception:
+            log.debug("floe: duckdb_columns() failed; asking dbt's macro", exc_info=True)
+        else:
+            if columns:  # none: not found under these names; the macro has the last word
+                return columns
+    found = adapter.get_columns_in_relation(target)
     # ``dtype`` is the type as the warehouse names it (``data_type`` adds dbt's sizes).
     return tuple((str(c.name), _warehouse_type(c)) for c in found)
+
+
+def _duckdb_columns(adapter: Any, relation: CapturedRelation) -> tuple[tuple[str, str | None], ...]:
+    def literal(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    database = (
+        f"database_name = {literal(relation.database)}"
+        if relation.database
+        else "database_name = current_database()"
+    )
+    schema = (
+        f"schema_name = {literal(relation.schema)}"
+        if relation.schema
+        else "schema_name = current_schema()"
+    )
+    # The names are dbt's own, each written as an escaped SQL string literal.
+    table_name = literal(relation.identifier)
+    sql = f"select column_name, data_type from duckdb_columns() where {database} and {schema} and table_name = {table_name} order by column_index"  # noqa: S608, E501
+    _, table = adapter.execute(sql, fetch=True)
+    return tuple((str(name), str(kind) if kind else None) for name, kind in table.rows)
 
 
 def _adapter() -> Any:
