@@ -111,6 +111,8 @@ def test_the_cursor_is_saved_durably(tmp_path: Path, monkeypatch: pytest.MonkeyP
     spy = FsyncSpy(monkeypatch)
     save_cursor(path, Cursor(owner="s"))
     assert spy.calls == [("fsync", path.stat().st_ino), ("replace", path.stat().st_ino)]
+    save_cursor(path, Cursor(owner="s"), durable=False)  # a test run's or a replay's cursor
+    assert [kind for kind, _ in spy.calls] == ["fsync", "replace", "replace"]
 
 
 def test_a_write_that_fails_part_way_leaves_the_old_cursor_whole(
@@ -736,3 +738,113 @@ def test_what_the_readers_found_sealed_retires_without_opening_and_stale_word_is
         os.close(writer_fd)
     assert opened == [grew, live]  # the known one was not opened again
     assert [p.name for p in list_segments(spool_dir)] == [live]
+
+
+def test_a_segment_gone_before_its_stat_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (a second sidecar's retention, an operator) may remove a segment between
+    the listing and its stat: the next ones everybody finished are still retired in this pass."""
+    spool_dir = tmp_path / "spool"
+    gone, done = (f"2026010{i}T000000.000000001-adapter-1-aaaaaa.ndjson" for i in (1, 2))
+    paths = {n: _segment(spool_dir, n, b"{}\n") for n in (gone, done)}
+    positions = {n: _position_at_end(p) for n, p in paths.items()}
+    real_list = retention.list_segment_names
+
+    def listed_then_removed(directory: Path) -> list[str]:
+        names = real_list(directory)
+        paths[gone].unlink()
+        return names
+
+    monkeypatch.setattr(retention, "list_segment_names", listed_then_removed)
+    assert retire_segments(spool_dir, [positions]) == [done]
+    assert list_segments(spool_dir) == []
+
+
+def test_a_link_under_a_segment_name_is_never_retired_even_on_a_matching_word(
+    tmp_path: Path,
+) -> None:
+    """Retention looks at the directory entry itself (an lstat): a link planted in the spool is
+    not a segment, even when every position and a reader's word match the file it points to;
+    and the real segments after it still go."""
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir(mode=0o700)
+    target = _segment(tmp_path / "elsewhere", "target.ndjson", b"{}\n")
+    name = "20260101T000000.000000001-adapter-1-aaaaaa.ndjson"
+    (spool_dir / name).symlink_to(target)
+    after = "20260102T000000.000000001-adapter-1-aaaaaa.ndjson"
+    end = _position_at_end(target)
+    positions = {name: end, after: _position_at_end(_segment(spool_dir, after, b"{}\n"))}
+    word = {name: SealedEnd(end.ino, end.dev, end.offset)}
+    assert retire_segments(spool_dir, [positions], sealed=word) == [after]
+    assert (spool_dir / name).is_symlink() and target.read_bytes() == b"{}\n"
+
+
+def test_the_seal_check_never_follows_blocks_or_leaks_and_spends_no_unlock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A candidate is opened to check its seal: never through a link swapped in after the lstat
+    (O_NOFOLLOW), never waiting on a FIFO swapped in (O_NONBLOCK: an open for reading would block
+    until a writer came), never leaking into a process the sidecar starts (O_CLOEXEC). Its lock
+    goes with the close, so no unlock call is spent per segment of a backlog."""
+    spool_dir = tmp_path / "spool"
+    name = "20260101T000000.000000001-adapter-1-aaaaaa.ndjson"
+    path = _segment(spool_dir, name, b"{}\n")
+    opened: list[int] = []
+    locks: list[int] = []
+    real_open, real_flock = os.open, fcntl.flock
+
+    def open_spy(file: str | Path, flags: int, *args: object, **kwargs: object) -> int:
+        if file == name:
+            opened.append(flags)
+        return real_open(file, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    def flock_spy(fd: int, operation: int) -> None:
+        locks.append(operation)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(retention.os, "open", open_spy)
+    monkeypatch.setattr(spool.fcntl, "flock", flock_spy)
+    assert retire_segments(spool_dir, [{name: _position_at_end(path)}]) == [name]
+    monkeypatch.undo()
+    (flags,) = opened
+    for flag in (os.O_NOFOLLOW, os.O_NONBLOCK, os.O_CLOEXEC):
+        assert flags & flag == flag
+    assert flags & os.O_ACCMODE == os.O_RDONLY
+    assert locks == [fcntl.LOCK_SH | fcntl.LOCK_NB]
+
+
+# -- links: a configured path may be one, the sidecar's own files refuse them --------------------
+
+
+def test_lines_are_appended_through_a_link_unless_links_are_refused(tmp_path: Path) -> None:
+    """``--dead-letter /dev/stderr`` or a file sink's path may be a link (/dev/stderr is one): by
+    default it is followed. The sidecar's files in the shared spool volume refuse links."""
+    target = tmp_path / "real" / "dead.ndjson"
+    target.parent.mkdir()
+    link = tmp_path / "dead.ndjson"
+    link.symlink_to(target)
+    fsutil.append_lines(link, b'{"a": 1}\n')
+    DeadLetter(link).write([DeadLetterRecord(kind="note", reason="through the link")])
+    assert link.is_symlink()
+    assert [r.get("a", r.get("reason")) for r in read_deadletter(target)] == [
+        1,
+        "through the link",
+    ]
+    with pytest.raises(OSError) as refused:
+        fsutil.append_lines(link, b'{"b": 2}\n', follow_symlinks=False)
+    assert refused.value.errno == errno.ELOOP
+    with pytest.raises(OSError):
+        DeadLetter(link, follow_symlinks=False).write([DeadLetterRecord(kind="note", reason="r")])
+    assert len(read_deadletter(target)) == 2
+
+
+def test_every_failed_dead_letter_write_is_counted_and_raised(tmp_path: Path) -> None:
+    """The status reports write errors (records held back, not lost): each one counts once."""
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    dead = DeadLetter(blocker / "deadletter.ndjson")  # its directory cannot be made
+    for _ in range(3):
+        with pytest.raises(OSError):
+            dead.write([DeadLetterRecord(kind="note", reason="r")])
+    assert (dead.write_errors, dead.count) == (3, 0)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import random
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from support.data import event_id_of, event_line
 from support.sidecar import write_spool
@@ -128,6 +131,40 @@ def test_an_unreadable_cursor_is_set_aside_and_reading_starts_over(tmp_path: Pat
     assert load_cursor(path, "s").positions == {}
     assert not path.exists()
     assert [p.name.split(".corrupt-")[0] for p in tmp_path.iterdir()] == ["c.json"]
+
+
+def test_a_cursor_set_aside_is_logged_with_where_it_went_and_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operator learns that a sink starts over (duplicates follow), from which file, where the
+    unreadable one went and why; the fresh cursor is the sink's, its lifetime starting now."""
+    path = tmp_path / "lineage.json"
+    path.write_bytes(b'{"owner": "lineage", "positions": {"a": {"in')
+    with pytest.raises(msgspec.DecodeError) as undecodable:
+        msgspec.json.decode(path.read_bytes())
+    before = time.time()
+    with caplog.at_level(logging.WARNING, logger="floe_sidecar.engine.cursor"):
+        cursor = load_cursor(path, "lineage")
+    (aside,) = tmp_path.iterdir()
+    (record,) = [r for r in caplog.records if r.name == "floe_sidecar.engine.cursor"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == "cursor unreadable; set aside, starting from the oldest segment"
+    assert (record.cursor, record.moved_to) == (str(path), str(aside))  # type: ignore[attr-defined]
+    assert record.error == str(undecodable.value)  # type: ignore[attr-defined]
+    assert cursor.owner == "lineage" and cursor.positions == {}
+    assert before <= cursor.created_at <= time.time()
+    # A link planted where the cursor belongs: never read through, set aside the same way.
+    planted = tmp_path / "elsewhere.json"
+    planted.write_bytes(b'{"owner": "lineage"}')
+    path.symlink_to(planted)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="floe_sidecar.engine.cursor"):
+        cursor = load_cursor(path, "lineage")
+    (record,) = [r for r in caplog.records if r.name == "floe_sidecar.engine.cursor"]
+    refusal = f"a symbolic link, refused (never followed): {path}"
+    assert record.error.endswith(refusal)  # type: ignore[attr-defined]
+    assert cursor.owner == "lineage" and cursor.positions == {}
+    assert not os.path.lexists(path) and planted.read_bytes() == b'{"owner": "lineage"}'
 
 
 # -- retry ---------------------------------------------------------------------------------------
