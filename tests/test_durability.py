@@ -160,6 +160,47 @@ def test_a_failed_atomic_write_of_a_new_file_creates_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_temporary_file_is_owner_only_from_its_creation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """profiles.yml and the cursors go through the temporary file: had it another mode for an
+    instant, a reader that opened it then would keep its access and read what follows."""
+    modes_before_the_chmod: list[int] = []
+    real_fchmod = os.fchmod
+
+    def fchmod(fd: int, mode: int) -> None:
+        modes_before_the_chmod.append(stat.S_IMODE(os.fstat(fd).st_mode))
+        real_fchmod(fd, mode)
+
+    monkeypatch.setattr(fsutil.os, "fchmod", fchmod)
+    umask = os.umask(0)  # nothing taken away by the umask: the mode asked for is the mode got
+    try:
+        fsutil.atomic_write(tmp_path / "profiles.yml", b"password: from-env\n")
+    finally:
+        os.umask(umask)
+    assert modes_before_the_chmod == [0o600]
+    assert stat.S_IMODE((tmp_path / "profiles.yml").stat().st_mode) == 0o600
+
+
+def test_the_error_that_stopped_the_write_is_the_one_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even when the temporary file is already gone (removed by someone else as the rename
+    failed), the caller gets the real failure, not a FileNotFoundError of the clean-up."""
+    target = tmp_path / "c.json"
+    target.write_bytes(b"old")
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        os.unlink(src)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(fsutil.os, "replace", replace)
+    with pytest.raises(OSError) as failed:
+        fsutil.atomic_write(target, b"new")
+    assert failed.value.errno == errno.EIO
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["c.json"]
+
+
 # -- retention: the segment by identity, not by name ---------------------------------------------
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from support import data
 
-from floe_core import ids
+from floe_core import events, ids
 from floe_core.events import (
     SCHEMA_VERSION,
     Column,
@@ -158,3 +158,66 @@ def test_event_ids_are_stable_uuids() -> None:
     assert first == ids.event_id("node_started", RUN_ID, "inv-1", "model.shop.orders")
     assert first != ids.event_id("node_finished", RUN_ID, "inv-1", "model.shop.orders")
     uuid.UUID(first)
+
+
+NEWER = (
+    f"event schema version {SCHEMA_VERSION + 1} is newer than this reader's {SCHEMA_VERSION}; "
+    "upgrade floe"
+)
+
+
+def test_a_newer_version_says_so_first_whatever_its_body() -> None:
+    """The dead-letter reason tells the operator what to do, for a newer line that this reader
+    can decode, one it cannot (fields it does not know as required) and one of an unknown type."""
+    valid = json.loads(encode_event(_finished()))
+    valid["v"] = SCHEMA_VERSION + 1
+    lines = [
+        json.dumps(valid),
+        json.dumps({"type": "node_finished", "v": SCHEMA_VERSION + 1}),
+        json.dumps({"type": "node_exploded", "v": SCHEMA_VERSION + 1}),
+    ]
+    for line in lines:
+        with pytest.raises(UnsupportedEvent) as caught:
+            decode_event(line)
+        assert str(caught.value) == NEWER
+
+
+def test_an_unknown_type_without_a_version_is_unsupported() -> None:
+    with pytest.raises(UnsupportedEvent) as caught:
+        decode_event(b'{"type": "node_exploded"}')
+    assert str(caught.value) == "unknown event type 'node_exploded'"
+
+
+DEEP = b'{"a":' * 50000 + b"1" + b"}" * 50000
+
+
+def test_a_line_nested_too_deeply_says_so() -> None:
+    with pytest.raises(EventError) as caught:
+        decode_event(DEEP)
+    assert str(caught.value) == "undecodable line: JSON nested too deeply"
+
+
+class _FailingDecoder:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def decode(self, line: bytes | str) -> object:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (RecursionError("maximum recursion depth"), "undecodable line: JSON nested too deeply"),
+        (MemoryError(), "undecodable line: too large to decode in memory"),
+        (ValueError("a decoder bug"), "undecodable line: ValueError: a decoder bug"),
+    ],
+)
+def test_whatever_the_decoder_raises_is_an_event_error_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, error: BaseException, reason: str
+) -> None:
+    """Nothing but EventError escapes: the reader dead-letters the line and keeps its batch."""
+    monkeypatch.setattr(events, "_decoder", _FailingDecoder(error))
+    with pytest.raises(EventError) as caught:
+        decode_event(b"{}")
+    assert type(caught.value) is EventError and str(caught.value) == reason

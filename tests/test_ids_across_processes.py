@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -26,6 +27,7 @@ STARTED = datetime(2026, 11, 26, 12, 0, 1, 250000, tzinfo=UTC)
 PINNED = {
     "trace": "9b2f4c1e8a3d4f6b9c2e1d5a7b3c9e0f",
     "trace_custom": "b3097420b9ab582924d15e036547fe4b",
+    "trace_nil": "00000000000000000000000000000001",  # all-zero is invalid in OTel
     "run_span": "de974b10720549b9",
     "invocation_span": "76f2f20cb1742717",
     "node_span": "7da72ecefd31e08e",
@@ -43,6 +45,7 @@ def derived_ids() -> dict[str, str]:
     return {
         "trace": ids.trace_id_hex(RUN),
         "trace_custom": ids.trace_id_hex(CUSTOM_RUN),
+        "trace_nil": ids.trace_id_hex(str(uuid.UUID(int=0))),
         "run_span": ids.span_id_hex(ids.run_span_id(RUN)),
         "invocation_span": ids.span_id_hex(ids.invocation_span_id(RUN, INVOCATION)),
         "node_span": ids.span_id_hex(ids.node_span_id(RUN, INVOCATION, NODE)),

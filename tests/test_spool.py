@@ -13,6 +13,7 @@ import pytest
 
 from floe_core.spool import (
     SpoolWriter,
+    _creation_ns,
     ensure_spool_dir,
     fd_is_sealed,
     is_sealed,
@@ -129,6 +130,18 @@ def test_segments_sort_in_creation_order_when_the_wall_clock_steps_back(
             writer.append(b'{"n": %d}\n' % i)
             made.append(writer.segment)
     assert list_segments(spool) == made
+
+
+def test_under_a_stopped_clock_each_segment_is_one_nanosecond_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Within one clock tick (or after a step back) a name moves on by the least it can, so it
+    stays as close to the clock as the order allows; once the clock is ahead again, it is the
+    clock's."""
+    clock = iter([5_000, 5_000, 4_000, 9_000])
+    monkeypatch.setattr("floe_core.spool.time.time_ns", lambda: next(clock))
+    monkeypatch.setattr("floe_core.spool._last_ns", 0)
+    assert [_creation_ns() for _ in range(4)] == [5_000, 5_001, 5_002, 9_000]
 
 
 def test_rotation_starts_a_new_segment(tmp_path: Path) -> None:
