@@ -361,3 +361,130 @@ def test_a_line_of_exactly_the_limit_is_a_line_even_with_small_chunks(tmp_path: 
     assert span is not None and span.kind == "lines" and span.lines == [line]
     over = reader.read(10)
     assert over is not None and over.kind == "oversized" and over.length == 101
+
+
+# -- survivors of the reader's mutation run --------------------------------------------------
+
+
+def test_a_segment_deleted_between_listing_and_open_is_read_when_it_comes_back(
+    tmp_path: Path,
+) -> None:
+    """Listed, gone at its first open, then created again under the same name before the next
+    listing: read, not skipped because its name was listed once (and forgetting a segment never
+    read is no error)."""
+    spool = tmp_path / "spool"
+    segment(spool, "1.ndjson", b"a\nb\n")
+    middle = segment(spool, "2.ndjson", b"x\n")
+    segment(spool, "3.ndjson", b"y\n")
+    reader = SpoolReader(spool, {})
+    first = reader.read(1)  # all three listed; the rest of 1.ndjson is held back
+    assert first is not None and first.lines == [b"a"]
+    middle.unlink()
+    rest = reader.read(10)
+    assert rest is not None and rest.lines == [b"b"]
+    after = reader.read(10)  # 2.ndjson gone at its open: on to the next one
+    assert after is not None and (after.segment, after.lines) == ("3.ndjson", [b"y"])
+    assert reader.gone() == set()  # it had no position: nothing to prune from the cursor
+    segment(spool, "2.ndjson", b"c\n")
+    back = reader.read(10)
+    assert back is not None and (back.segment, back.lines, back.start) == ("2.ndjson", [b"c"], 0)
+    assert reader.read(10) is None
+
+
+def test_a_refused_segment_with_a_saved_position_is_refused_once(tmp_path: Path) -> None:
+    """A segment the cursor knows, replaced by a link: refused once and never opened again (not
+    at every read, for as long as the sidecar runs)."""
+    spool = tmp_path / "spool"
+    path = segment(spool, "1.ndjson", b"a\n")
+    span = SpoolReader(spool, {}).read(10)
+    assert span is not None
+    target = segment(tmp_path / "elsewhere", "target", b"secret\n")
+    path.unlink()
+    path.symlink_to(target)
+    refused: list[str] = []
+    reader = SpoolReader(
+        spool, {"1.ndjson": span.position()}, on_refused=lambda name, why: refused.append(name)
+    )
+    for _ in range(3):
+        assert reader.read(10) is None
+    reader._listed_at -= 10  # a periodic listing, too
+    assert reader.read(10) is None
+    assert refused == ["1.ndjson"]
+
+
+def test_seeding_a_segment_already_read_reads_it_again_from_the_seed(tmp_path: Path) -> None:
+    """A seed for a segment this reader has read to its end and found sealed: queued again, its
+    first bytes checked against the seed's, and no longer told to retention as read."""
+    from floe_sidecar.engine.cursor import SegmentPosition, fingerprint
+
+    spool = tmp_path / "spool"
+    path = segment(spool, "1.ndjson", b"a\nb\n")
+    resets: list[tuple[str, str]] = []
+    reader = SpoolReader(spool, {}, on_reset=lambda s, r, i: resets.append((s, r)))
+    whole = reader.read(10)
+    assert whole is not None and whole.lines == [b"a", b"b"]
+    assert reader.read(10) is None and set(reader.sealed_ends()) == {"1.ndjson"}
+    st_ = path.stat()
+    matching = SegmentPosition(
+        ino=st_.st_ino, dev=st_.st_dev, offset=2, fp=fingerprint(b"a\nb\n"), fp_len=4
+    )
+    reader.seed("1.ndjson", matching)
+    assert reader.sealed_ends() == {}
+    again = reader.read(10)
+    assert again is not None and (again.start, again.lines) == (2, [b"b"]) and resets == []
+    other = SegmentPosition(
+        ino=st_.st_ino, dev=st_.st_dev, offset=2, fp=fingerprint(b"z\n"), fp_len=2
+    )
+    reader.seed("1.ndjson", other)  # another file's first bytes: read from 0
+    fresh = reader.read(10)
+    assert fresh is not None and (fresh.start, fresh.lines) == (0, [b"a", b"b"])
+    assert resets == [("1.ndjson", "replaced (first bytes changed)")]
+
+
+def test_an_oversized_line_still_written_waits_for_its_end(tmp_path: Path) -> None:
+    """A long line whose writer is alive is not cut where the file ends now: its tail would come
+    back as a line of its own."""
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool)
+    try:
+        writer.append(b"a\n" + b"x" * 500)
+        reader = SpoolReader(spool, {}, max_line_bytes=100, chunk_bytes=1)
+        first = reader.read(10)
+        assert first is not None and first.lines == [b"a"]
+        assert reader.read(10) is None  # the long line is not over yet
+        writer.append(b"x" * 10 + b"\nb\n")
+        over = reader.read(10)
+        assert over is not None and over.kind == "oversized"
+        assert (over.start, over.end, over.length) == (2, 513, 510)
+        last = reader.read(10)
+        assert last is not None and (last.lines, last.start) == ([b"b"], 513)
+    finally:
+        writer.close()
+
+
+def test_an_oversized_slice_commits_the_segments_own_position(tmp_path: Path) -> None:
+    """The position committed past an oversized line names the segment's file and first bytes,
+    as a slice of lines does: a cursor saved there resumes, it does not read the segment again."""
+    from floe_sidecar.engine.cursor import FINGERPRINT_BYTES, fingerprint
+
+    spool = tmp_path / "spool"
+    data = b"a\n" + b"x" * 500 + b"\nb\n"
+    path = segment(spool, "1.ndjson", data)
+    reader = SpoolReader(spool, {}, max_line_bytes=100, chunk_bytes=1)
+    assert reader.read(10) is not None
+    over = reader.read(10)
+    assert over is not None and over.kind == "oversized"
+    st_ = path.stat()
+    head = data[:FINGERPRINT_BYTES]
+    assert (over.ino, over.dev, over.fp, over.fp_len) == (
+        st_.st_ino,
+        st_.st_dev,
+        fingerprint(head),
+        len(head),
+    )
+    resets: list[str] = []
+    resumed = SpoolReader(
+        spool, {"1.ndjson": over.position()}, on_reset=lambda s, r, i: resets.append(r)
+    )
+    last = resumed.read(10)
+    assert last is not None and (last.start, last.lines) == (503, [b"b"]) and resets == []
