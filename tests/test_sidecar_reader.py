@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.data import event_line
@@ -488,3 +489,23 @@ def test_an_oversized_slice_commits_the_segments_own_position(tmp_path: Path) ->
     )
     last = resumed.read(10)
     assert last is not None and (last.start, last.lines) == (503, [b"b"]) and resets == []
+
+
+def test_a_sealed_segment_cut_short_while_read_whole_is_not_read_past_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Truncated by someone else between the reader's fstat and its read: the slice ends where
+    the bytes read end, not at the size the fstat gave (a position past the data would skip
+    whatever is written there next)."""
+    spool = tmp_path / "spool"
+    path = segment(spool, "1.ndjson", b"a\nb\n")
+    real_pread = os.pread
+
+    def cut_then_read(fd: int, length: int, offset: int) -> bytes:
+        os.truncate(path, 2)
+        return real_pread(fd, length, offset)
+
+    monkeypatch.setattr(os, "pread", cut_then_read)
+    span = SpoolReader(spool, {}).read(10)
+    monkeypatch.undo()
+    assert span is not None and (span.lines, span.start, span.end) == ([b"a"], 0, 2)
