@@ -509,3 +509,40 @@ def test_a_sealed_segment_cut_short_while_read_whole_is_not_read_past_its_end(
     span = SpoolReader(spool, {}).read(10)
     monkeypatch.undo()
     assert span is not None and (span.lines, span.start, span.end) == ([b"a"], 0, 2)
+
+
+def test_a_sealed_segment_whose_last_line_ends_in_another_control_byte_keeps_the_fragment(
+    tmp_path: Path,
+) -> None:
+    """Only a newline ends a line: a sealed segment ending in a vertical tab (or any other byte)
+    has a fragment after its last line, dead-lettered, not dropped with the whole-read shortcut."""
+    spool = tmp_path / "spool"
+    segment(spool, "1.ndjson", b"a\nb\x0b")
+    reader = SpoolReader(spool, {})
+    lines = reader.read(10)
+    assert lines is not None and (lines.lines, lines.end) == ([b"a"], 2)
+    rest = reader.read(10)
+    assert rest is not None and (rest.kind, rest.head, rest.start, rest.end) == (
+        "fragment",
+        b"b\x0b",
+        2,
+        4,
+    )
+
+
+def test_a_sealed_segment_read_whole_keeps_its_blank_last_line_apart(tmp_path: Path) -> None:
+    """A blank line at the end is a line of its own, not a newline inside the one before."""
+    spool = tmp_path / "spool"
+    segment(spool, "1.ndjson", b"a\n\n")
+    span = SpoolReader(spool, {}).read(10)
+    assert span is not None and (span.lines, span.end) == ([b"a", b""], 3)
+
+
+def test_exactly_max_lines_leaves_nothing_held_back(tmp_path: Path) -> None:
+    """A read of exactly ``max_lines`` lines hands out no empty slice after them."""
+    spool = tmp_path / "spool"
+    segment(spool, "1.ndjson", b"a\nb\nc\n")
+    reader = SpoolReader(spool, {})
+    span = reader.read(3)
+    assert span is not None and (span.lines, span.end) == ([b"a", b"b", b"c"], 6)
+    assert reader.read(3) is None
