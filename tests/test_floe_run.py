@@ -245,3 +245,49 @@ def test_sigterm_stops_the_run_and_its_sidecar(example_dir: Path) -> None:
 
     with run_lock(ProjectPaths.find(example_dir)):  # released: a next run may start
         pass
+
+
+STOPPED_AT_SIDECAR_STARTED = """
+import re, signal, sys, time
+from floe_cli.run import RunOptions, Stopped, _run
+
+def say(line):
+    print(line, flush=True)
+    if re.search(r"sidecar started \\(pid (\\d+)", line):
+        raise Stopped(signal.SIGTERM)  # the signal lands the moment the line is out
+
+try:
+    _run(RunOptions(), say, time.monotonic())
+except Stopped:
+    print("stopped", flush=True)
+"""
+
+
+def test_a_stop_right_after_the_sidecar_starts_still_stops_it(example_dir: Path) -> None:
+    """CI once sent SIGTERM the moment `floe run` said "sidecar started": the sidecar outlived
+    the run, because the run had not yet entered the block whose ``finally`` stops it. The stop
+    raised exactly there (in-process, in a child interpreter) must still stop the sidecar."""
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_AT_SIDECAR_STARTED],
+        cwd=example_dir,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert done.stdout.rstrip().endswith("stopped"), done.stdout + done.stderr
+    started = re.search(r"sidecar started \(pid (\d+)", done.stdout)
+    assert started, done.stdout
+    sidecar_pid = int(started.group(1))
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    stop_by = time.monotonic() + 30
+    while alive(sidecar_pid) and time.monotonic() < stop_by:
+        time.sleep(0.2)
+    assert not alive(sidecar_pid), f"the sidecar (pid {sidecar_pid}) outlived the run"

@@ -132,21 +132,22 @@ def _run(options: RunOptions, say: Callable[[str], None], began: float) -> RunOu
     _set_environment(paths, artifacts)
     _log_adapter_to_file(paths)
 
-    sidecar: Child | None = None
+    # The sidecar this run started, from the moment it exists: a SIGTERM at any point after
+    # (even while it is being waited for) unwinds through the ``finally`` that stops it.
+    started: list[Child] = []
     before: SidecarStatus | None = None
-    if events_on:
-        sidecar, before = _start_sidecar(paths, say)
-    else:
-        say("floe: observability is off in floe.yaml (standalone): no events, no sidecar")
-
     run_id = str(uuid.uuid4())
     try:
+        if events_on:
+            before = _start_sidecar(paths, say, started)
+        else:
+            say("floe: observability is off in floe.yaml (standalone): no events, no sidecar")
         success, tally = _materialize(prepared, options, run_id, say)
         delivery = None
         if events_on:
             delivery = _await_delivery(paths, options.wait_s, say)
     finally:
-        if sidecar is not None:
+        for sidecar in started:
             sidecar.stop(timeout=15.0)
     after = read_status(paths.spool) if events_on else None
     code = EXIT_OK if success else EXIT_PIPELINE_FAILED
@@ -173,15 +174,17 @@ def _log_adapter_to_file(paths: ProjectPaths) -> None:
 
 
 def _start_sidecar(
-    paths: ProjectPaths, say: Callable[[str], None]
-) -> tuple[Child | None, SidecarStatus | None]:
+    paths: ProjectPaths, say: Callable[[str], None], started: list[Child]
+) -> SidecarStatus | None:
+    """Start the project's sidecar (appended to ``started`` as it starts, for the caller to
+    stop), unless one serves the project already; the spool's status before the run."""
     if not sidecar_available():
         spool = show_path(paths.spool)
         say(
             "floe: the sidecar is not installed (install floe with the `sidecar` extra); events "
             f"stay in {spool} until `floe-sidecar --spool {spool}` runs"
         )
-        return None, None
+        return None
     paths.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
     before = read_status(paths.spool)
     socket = socket_path(paths)
@@ -191,11 +194,12 @@ def _start_sidecar(
         )
         if socket.is_socket():
             os.environ[SOCKET_ENV] = str(socket)
-        return None, before
+        return before
     child = sidecar_child(
         paths, socket=socket, env=os.environ, log_path=paths.logs / "sidecar.log", grace_s=2.0
     )
     before_start = socket_identity(socket)
+    started.append(child)  # before it starts: stopping a child that never started does nothing
     child.start()
     if wait_for_socket(child, socket, before=before_start):
         os.environ[SOCKET_ENV] = str(socket)
@@ -208,8 +212,8 @@ def _start_sidecar(
             f"events go to {show_path(paths.spool)}"
         )
         if code is not None:
-            return None, before  # nothing to stop
-    return child, before
+            started.remove(child)  # it has ended: nothing to stop
+    return before
 
 
 def _materialize(
