@@ -27,6 +27,8 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,19 +85,32 @@ def drain(master: Path, work: Path, cpu: int, count: int) -> Drain:
     )
 
 
-def syscall_floor(master: Path, work: Path, cpu: int) -> float:
-    """CPU seconds of the system calls a reader cannot do without for each segment of
-    ``master`` (open, shared lock, fstat, pread, close), in this process on ``cpu``: what
-    draining many segments costs on top of one segment at the very least."""
-    spool = work / "floor"
+@contextmanager
+def synced_copy_on(
+    master: Path, work: Path, name: str, cpu: int
+) -> Iterator[tuple[list[str], int]]:
+    """A copy of ``master`` synced to disk, with this process on ``cpu``: its segment names and
+    the copy's directory descriptor (both floors measure on it, then it goes)."""
+    spool = work / name
     shutil.rmtree(spool, ignore_errors=True)
     shutil.copytree(master, spool)
     os.sync()
-    names = list_segment_names(spool)
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {cpu})
     dir_fd = os.open(spool, os.O_RDONLY | os.O_DIRECTORY)
     try:
+        yield list_segment_names(spool), dir_fd
+    finally:
+        os.close(dir_fd)
+        os.sched_setaffinity(0, before)
+        shutil.rmtree(spool, ignore_errors=True)
+
+
+def syscall_floor(master: Path, work: Path, cpu: int) -> float:
+    """CPU seconds of the system calls a reader cannot do without for each segment of
+    ``master`` (open, shared lock, fstat, pread, close), in this process on ``cpu``: what
+    draining many segments costs on top of one segment at the very least."""
+    with synced_copy_on(master, work, "floor", cpu) as (names, dir_fd):
         flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
         started = time.process_time()
         for name in names:
@@ -104,10 +119,6 @@ def syscall_floor(master: Path, work: Path, cpu: int) -> float:
             os.pread(fd, os.fstat(fd).st_size, 0)
             os.close(fd)
         return time.process_time() - started
-    finally:
-        os.close(dir_fd)
-        os.sched_setaffinity(0, before)
-        shutil.rmtree(spool, ignore_errors=True)
 
 
 def retire_floor(master: Path, work: Path, cpu: int) -> tuple[float, float]:
@@ -115,25 +126,13 @@ def retire_floor(master: Path, work: Path, cpu: int) -> tuple[float, float]:
     (an lstat to check it is still the file read, an unlink; one directory fsync), in this
     process on ``cpu``. The unlink is the file system's work, mostly not this process's CPU:
     it is what the wall time of a many-segments drain pays that one segment does not."""
-    spool = work / "retire-floor"
-    shutil.rmtree(spool, ignore_errors=True)
-    shutil.copytree(master, spool)
-    os.sync()
-    names = list_segment_names(spool)
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
-    dir_fd = os.open(spool, os.O_RDONLY | os.O_DIRECTORY)
-    try:
+    with synced_copy_on(master, work, "retire-floor", cpu) as (names, dir_fd):
         wall, started = time.perf_counter(), time.process_time()
         for name in names:
             os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             os.unlink(name, dir_fd=dir_fd)
         os.fsync(dir_fd)
         return time.perf_counter() - wall, time.process_time() - started
-    finally:
-        os.close(dir_fd)
-        os.sched_setaffinity(0, before)
-        shutil.rmtree(spool, ignore_errors=True)
 
 
 def rate_text(events: int, seconds: float) -> str:

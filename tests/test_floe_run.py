@@ -201,6 +201,14 @@ def test_a_duckdb_file_locked_by_another_process_shows_duckdb_s_message(example_
     assert "Could not set lock on file" in result.stdout
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_sigterm_stops_the_run_and_its_sidecar(example_dir: Path) -> None:
     """A CI job cancelled, a `kill`: the run unwinds as after Ctrl-C, its sidecar is stopped (it
     was left running, re-parented to init), the run lock released, the exit status 143."""
@@ -229,17 +237,10 @@ def test_sigterm_stops_the_run_and_its_sidecar(example_dir: Path) -> None:
     rest, _ = run.communicate(timeout=120)
     assert run.returncode == 143, "".join(output) + rest
 
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
     stop_by = time.monotonic() + 30
-    while alive(sidecar_pid) and time.monotonic() < stop_by:
+    while _alive(sidecar_pid) and time.monotonic() < stop_by:
         time.sleep(0.2)
-    assert not alive(sidecar_pid), f"the sidecar (pid {sidecar_pid}) outlived the run"
+    assert not _alive(sidecar_pid), f"the sidecar (pid {sidecar_pid}) outlived the run"
     from floe_cli.runlock import run_lock
     from floe_core.layout import ProjectPaths
 
@@ -280,14 +281,7 @@ def test_a_stop_right_after_the_sidecar_starts_still_stops_it(example_dir: Path)
     assert started, done.stdout
     sidecar_pid = int(started.group(1))
 
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
     stop_by = time.monotonic() + 30
-    while alive(sidecar_pid) and time.monotonic() < stop_by:
+    while _alive(sidecar_pid) and time.monotonic() < stop_by:
         time.sleep(0.2)
-    assert not alive(sidecar_pid), f"the sidecar (pid {sidecar_pid}) outlived the run"
+    assert not _alive(sidecar_pid), f"the sidecar (pid {sidecar_pid}) outlived the run"
