@@ -6,6 +6,7 @@ sealing when idle, and what a failed spool write leaves behind. The end-to-end A
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import grp
 import logging
@@ -570,3 +571,94 @@ async def test_accept_without_descriptors_backs_off_doubling_to_a_cap_then_reset
     assert all(r.levelno == logging.WARNING for r in records)
     assert all("Too many open files" in r.error for r in records)  # type: ignore[attr-defined]
     assert intake.stats.accept_errors == len(records)
+
+
+# -- segments and accept errors -----------------------------------------------------------------
+
+
+async def test_intake_segments_are_the_sidecars_own_and_roll_at_the_configured_size(
+    tmp_path: Path,
+) -> None:
+    """The intake's segments are named as the sidecar's (an operator tells them from a step's
+    own spool) and a new one begins once one reaches ``segment_bytes``: every line kept, in
+    order."""
+    lines = [event_line(i) for i in range(12)]
+    intake = _intake(tmp_path, segment_bytes=3 * len(lines[0]))
+    async with serving(intake), await anyio.connect_unix(intake.path) as stream:
+        for line in lines:
+            await stream.send(line)
+            assert await stream.receive() == format_ack(1)
+    segments = list_segments(tmp_path / "spool")
+    assert len(segments) >= 4
+    assert all(f"-sidecar-{os.getpid()}-" in s.name for s in segments)
+    assert b"".join(s.read_bytes() for s in segments) == b"".join(lines)
+
+
+class _FailingListener:
+    """A listener whose accept fails as anyio reports an OS error of the listening socket."""
+
+    def __init__(self, cause: BaseException | None) -> None:
+        self.cause = cause
+        self.accepts = 0
+
+    async def accept(self) -> None:
+        self.accepts += 1
+        raise anyio.BrokenResourceError from self.cause
+
+    async def __aenter__(self) -> _FailingListener:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    "cause", [OSError(errno.EBADF, "Bad file descriptor"), OSError(errno.EINVAL, "Invalid"), None]
+)
+async def test_an_accept_error_that_is_no_lack_of_resources_stops_the_intake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cause: BaseException | None
+) -> None:
+    """Only a lack of descriptors, buffers or memory (or an aborted connection) is waited out:
+    any other failure of accept ends ``serve`` with it at once, never retried in a loop."""
+    listener = _FailingListener(cause)
+
+    async def from_socket(sock: socket.socket) -> _FailingListener:
+        sock.close()
+        return listener
+
+    monkeypatch.setattr(anyio.abc.SocketListener, "from_socket", from_socket)
+    intake = _intake(tmp_path)
+    with pytest.raises(BaseException) as raised:
+        with anyio.fail_after(5):
+            await intake.serve()
+    errors = (
+        raised.value.exceptions if isinstance(raised.value, BaseExceptionGroup) else [raised.value]
+    )
+    assert [type(e) for e in errors] == [anyio.BrokenResourceError]
+    assert errors[0].__cause__ is cause
+    assert (listener.accepts, intake.stats.accept_errors) == (1, 0)
+    assert not intake.path.exists()
+
+
+async def test_an_intake_whose_first_write_failed_still_seals_when_idle_and_serves_on(
+    tmp_path: Path,
+) -> None:
+    """A first write the disk refuses leaves a torn segment and no append time; the idle check
+    that follows seals it (it has had no line for longer than any quiet spell) instead of
+    failing the intake, and the next client is served."""
+    intake = _intake(tmp_path, seal_after_idle=0.05)
+    line = event_line(0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    async with serving(intake):
+        async with await anyio.connect_unix(intake.path) as stream:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (len(line) // 2, hard))
+            try:
+                await stream.send(line)
+                assert await _receive_all(stream) == b""
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        await wait_until(lambda: intake.writer.segment is None, timeout=5)
+        async with await anyio.connect_unix(intake.path) as stream:
+            await stream.send(line)
+            assert await stream.receive() == format_ack(1)
+    assert intake.stats.write_errors == 1
