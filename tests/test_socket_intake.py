@@ -192,6 +192,7 @@ def test_bind_shares_with_a_group(tmp_path: Path) -> None:
     with bind_unix_socket(path, group=group):
         st = os.stat(path)
         assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o660, os.getgid())
+        assert st.st_uid == os.getuid()  # the group changes, never the owner
 
 
 def test_a_failed_bind_leaks_no_descriptor(tmp_path: Path) -> None:
@@ -225,6 +226,11 @@ async def test_serve_logs_the_socket_and_removes_only_its_own(
         assert stat.S_ISSOCK(os.lstat(intake.path).st_mode)  # not ours: left in place
     finally:
         other.close()
+
+    intake = _intake(tmp_path / "gone")
+    async with serving(intake):
+        os.unlink(intake.path)  # removed by someone else: nothing left to remove, no error
+    assert not intake.path.exists()
 
 
 async def test_bind_before_serve_fails_the_start_and_serve_reuses_it(tmp_path: Path) -> None:
