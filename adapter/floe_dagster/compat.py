@@ -17,20 +17,25 @@ import dataclasses
 import importlib
 import inspect
 import logging
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from typing import Any
 
 __all__ = [
+    "DBT_PROCESS_SITE",
     "PRIVATE_APIS",
     "TESTED_STACKS",
     "FastStart",
     "PrivateApi",
     "asset_events",
     "asset_graph",
+    "can_hand_dbt_process",
+    "dbt_process_handed",
     "fast_start",
     "implicit_asset_job",
     "installed_versions",
@@ -133,6 +138,68 @@ PRIVATE_APIS: tuple[PrivateApi, ...] = (
         fallback=_FAST_START_FALLBACK,
     ),
 )
+
+#: Optional, not one of :data:`PRIVATE_APIS`: the name ``DbtCliInvocation.run`` starts dbt
+#: through. Replaced for the length of that call, it hands ``run`` the dbt process ``floe run``
+#: started ahead of the step (``floe_dbt.warm``); without it the step starts dbt itself.
+DBT_PROCESS_SITE = PrivateApi(
+    module="dagster_dbt.core.dbt_cli_invocation",
+    name="subprocess",
+    used_for="hand DbtCliInvocation.run the dbt runner floe run started ahead of the step",
+    tested_on=_FAST_START_TESTED,
+    fallback="the step starts dbt itself (the waiting runner is stopped unused)",
+)
+
+
+def can_hand_dbt_process() -> bool:
+    """Whether :func:`dbt_process_handed` can hand ``DbtCliInvocation.run`` a process here."""
+    try:
+        return _resolve(DBT_PROCESS_SITE) is subprocess
+    except LookupError:
+        return False
+
+
+class _HandingSubprocess:
+    """``subprocess`` as ``DbtCliInvocation.run`` sees it while a process is being handed: its
+    ``Popen`` of exactly ``command`` returns what ``launch`` gives (once), if anything."""
+
+    def __init__(
+        self, command: list[str], launch: Callable[[], subprocess.Popen[bytes] | None]
+    ) -> None:
+        self.command = command
+        self.launch: Callable[[], subprocess.Popen[bytes] | None] | None = launch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    def Popen(self, *args: Any, **kwargs: Any) -> Any:
+        command = kwargs.get("args", args[0] if args else None)
+        launch = self.launch
+        if launch is not None and [str(a) for a in command or ()] == self.command:
+            self.launch = None
+            process = launch()
+            if process is not None:
+                return process
+        return subprocess.Popen(*args, **kwargs)
+
+
+@contextmanager
+def dbt_process_handed(
+    command: list[str], launch: Callable[[], subprocess.Popen[bytes] | None]
+) -> Iterator[Callable[[], bool]]:
+    """For the length of the block, dagster-dbt's start of ``command`` takes ``launch()``'s
+    process instead (a fresh one if it gives None).
+
+    Yields a check: whether ``launch`` was called (if not, the caller stops what it would have
+    launched).
+    """
+    module = importlib.import_module(DBT_PROCESS_SITE.module)
+    handing = _HandingSubprocess(command, launch)
+    setattr(module, DBT_PROCESS_SITE.name, handing)
+    try:
+        yield lambda: handing.launch is None
+    finally:
+        setattr(module, DBT_PROCESS_SITE.name, subprocess)
 
 
 def _resolve(api: PrivateApi) -> Any:

@@ -51,6 +51,7 @@ from packaging import version
 
 from floe_core.fsutil import atomic_write
 from floe_dagster import compat
+from floe_dbt import warm
 from floe_dbt.column_note import (
     CAPTURE_COLUMNS_ENV,
     CAPTURE_SOURCES_ENV,
@@ -308,28 +309,49 @@ class FloeDbtResource(DbtCliResource):
             profile_args += ["--profile", self.profile]
         if self.target:
             profile_args += ["--target", self.target]
-        invocation = FloeDbtCliInvocation.run(
-            args=[
-                *(runner or [self.dbt_executable]),
-                *self.global_config_flags,
-                *cleaned_args,
-                *profile_args,
-                *params.selection_args,
-            ],
-            env=dbt_env,
-            manifest=params.manifest,
-            dagster_dbt_translator=params.dagster_dbt_translator,
-            project_dir=project_dir,
-            target_path=target_path,
-            raise_on_error=raise_on_error,
-            context=context,
-            adapter=None,
-            cli_version=cli_version,
-            dbt_project=params.dbt_project,
+        argv = [
+            *(runner or [self.dbt_executable]),
+            *self.global_config_flags,
+            *cleaned_args,
+            *profile_args,
+            *params.selection_args,
+        ]
+        # A runner ``floe run`` started ahead of this step has imported dbt already: handed to
+        # dagster-dbt as the process it starts (see floe_dbt.warm), else dbt starts as before.
+        waiting = (
+            warm.take(argv, dbt_env, project_dir)
+            if runner is not None and compat.can_hand_dbt_process()
+            else None
         )
+        handing = (
+            compat.dbt_process_handed(argv, lambda: waiting.launch(argv, dbt_env, project_dir))
+            if waiting is not None
+            else _not_handed()
+        )
+        with handing as launched:
+            invocation = FloeDbtCliInvocation.run(
+                args=argv,
+                env=dbt_env,
+                manifest=params.manifest,
+                dagster_dbt_translator=params.dagster_dbt_translator,
+                project_dir=project_dir,
+                target_path=target_path,
+                raise_on_error=raise_on_error,
+                context=context,
+                adapter=None,
+                cli_version=cli_version,
+                dbt_project=params.dbt_project,
+            )
+        if waiting is not None and not launched():
+            waiting.stop()  # dagster-dbt started something else: this one never ran
         assert isinstance(invocation, FloeDbtCliInvocation)
         invocation.on_raw_line = on_raw_line
         return invocation
+
+
+@contextmanager
+def _not_handed() -> Iterator[Callable[[], bool]]:
+    yield lambda: False
 
 
 def _debug_env(debug_lines: bool, every_debug_line: bool, *, relayed: bool) -> dict[str, str]:

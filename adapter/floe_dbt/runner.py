@@ -19,6 +19,10 @@ column notes) to stdout, as dbt's JSON logger would have. At ``debug`` dbt write
 as many lines (every SQL statement, connection and commit: 17,005 lines against 1,222 for 500
 models), and the step parses each one on the cores dbt runs on.
 
+With :data:`~floe_dbt.warm.WARM_ENV` set, the runner is started ahead of its command (``floe
+run`` does so as it begins): it imports dbt, then takes its arguments, environment and working
+directory from one line on stdin (see :mod:`floe_dbt.warm`).
+
 The same runner is the ``floe-dbt`` command (a console script of the package): dagster-dbt's
 public ``DbtCliResource.cli()`` can only start an executable, so where floe takes that path
 (dagster-dbt 0.25 - 0.28) it starts ``floe-dbt`` instead of ``dbt`` (see
@@ -52,6 +56,7 @@ from floe_dbt.column_note import (
     decode_plan,
     encode,
 )
+from floe_dbt.warm import WARM_ENV, wait_for_command
 
 __all__ = [
     "RELAYED_EVENTS",
@@ -374,6 +379,11 @@ def _source_plan(path: str | None) -> SourcePlan | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dbt <argv>`` in this process; the exit code the ``dbt`` command would give."""
+    if os.environ.get(WARM_ENV) == "1":  # started ahead of its command (floe_dbt.warm)
+        command = wait_for_command()
+        if command is None:
+            return 0
+        argv = command
     from dbt.cli.main import dbtRunner
 
     args = list(sys.argv[1:] if argv is None else argv)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from floe_cli.children import Child
 from floe_cli.delivery import DeliveryWait, wait_for_delivery
@@ -32,6 +32,7 @@ from floe_cli.display import show_path
 from floe_cli.prepare import Prepared, ensure_dagster_home, prepare
 from floe_cli.runlock import run_lock
 from floe_cli.sidecar import (
+    StatusQuery,
     read_status,
     sidecar_available,
     sidecar_child,
@@ -52,6 +53,11 @@ from floe_core.redaction import redact_url
 from floe_core.status import SidecarStatus
 from floe_core.transport import SOCKET_ENV, SPOOL_ENV
 from floe_dagster.progress import RunTally
+from floe_dbt import warm
+from floe_dbt.runner import runner_command
+
+if TYPE_CHECKING:
+    from floe_dagster.run import Materialization
 
 __all__ = ["RunOptions", "RunOutcome", "Stopped", "floe_run"]
 
@@ -138,15 +144,27 @@ def _run(options: RunOptions, say: Callable[[str], None], began: float) -> RunOu
     before: SidecarStatus | None = None
     run_id = str(uuid.uuid4())
     try:
+        # Each start below runs on a core of its own while this process imports Dagster and
+        # builds the definitions; each is waited for only where its answer is needed.
+        _start_dbt_ahead(artifacts)
+        status = _ask_status(paths) if events_on else None
+        import floe_dagster.assets  # noqa: F401  (the longest import of the run, meanwhile)
+        from floe_dagster.run import plan_materialization
+
+        starting: _Starting | None = None
         if events_on:
-            before = _start_sidecar(paths, say, started)
+            before, starting = _start_sidecar(paths, say, started, status)
         else:
             say("floe: observability is off in floe.yaml (standalone): no events, no sidecar")
-        success, tally = _materialize(prepared, options, run_id, say)
+        plan = plan_materialization(prepared.artifacts, options.select, options.exclude)
+        if starting is not None:
+            _await_sidecar(paths, say, started, starting)
+        success, tally = _materialize(prepared, plan, run_id, say)
         delivery = None
         if events_on:
             delivery = _await_delivery(paths, options.wait_s, say)
     finally:
+        warm.discard_waiting()  # if the step never took it
         for sidecar in started:
             sidecar.stop(timeout=15.0)
     after = read_status(paths.spool) if events_on else None
@@ -173,20 +191,53 @@ def _log_adapter_to_file(paths: ProjectPaths) -> None:
     configure_logging(stream=private_log(paths.logs / "adapter.log"))
 
 
-def _start_sidecar(
-    paths: ProjectPaths, say: Callable[[str], None], started: list[Child]
-) -> SidecarStatus | None:
-    """Start the project's sidecar (appended to ``started`` as it starts, for the caller to
-    stop), unless one serves the project already; the spool's status before the run."""
+def _start_dbt_ahead(artifacts: CompiledArtifacts) -> None:
+    """Start the dbt runner now, to import dbt while this process imports Dagster; the step
+    takes it (``floe_dbt.warm``). Not where this interpreter cannot run dbt itself."""
+    prefix = runner_command("dbt", os.environ)
+    if prefix is None:
+        return
+    try:
+        warm.start_waiting(
+            prefix, os.environ, artifacts.dbt_project_path, artifacts.compute.adapter_type
+        )
+    except OSError:  # the step starts dbt itself, and says what is wrong if it cannot either
+        return
+
+
+def _ask_status(paths: ProjectPaths) -> StatusQuery | None:
+    """The spool's status before the run, asked (None: the sidecar is not installed)."""
     if not sidecar_available():
+        return None
+    paths.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return StatusQuery(paths.spool)
+
+
+@dataclass(frozen=True)
+class _Starting:
+    """A sidecar started and not yet listening, and the socket that was there before it."""
+
+    child: Child
+    socket_before: tuple[int, int, int] | None
+
+
+def _start_sidecar(
+    paths: ProjectPaths,
+    say: Callable[[str], None],
+    started: list[Child],
+    status: StatusQuery | None,
+) -> tuple[SidecarStatus | None, _Starting | None]:
+    """Start the project's sidecar (appended to ``started`` as it starts, for the caller to
+    stop), unless one serves the project already; the spool's status before the run, and the
+    sidecar to :func:`_await_sidecar` (None: none was started)."""
+    if status is None:
         spool = show_path(paths.spool)
         say(
             "floe: the sidecar is not installed (install floe with the `sidecar` extra); events "
             f"stay in {spool} until `floe-sidecar --spool {spool}` runs"
         )
-        return None
-    paths.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
-    before = read_status(paths.spool)
+        return None, None
+    before = status.result()
     socket = socket_path(paths)
     if before is not None and before.running:
         say(
@@ -194,34 +245,38 @@ def _start_sidecar(
         )
         if socket.is_socket():
             os.environ[SOCKET_ENV] = str(socket)
-        return before
+        return before, None
     child = sidecar_child(
         paths, socket=socket, env=os.environ, log_path=paths.logs / "sidecar.log", grace_s=2.0
     )
-    before_start = socket_identity(socket)
+    starting = _Starting(child, socket_identity(socket))
     started.append(child)  # before it starts: stopping a child that never started does nothing
     child.start()
-    if wait_for_socket(child, socket, before=before_start):
+    return before, starting
+
+
+def _await_sidecar(
+    paths: ProjectPaths, say: Callable[[str], None], started: list[Child], starting: _Starting
+) -> None:
+    """Wait until the sidecar listens (the step then writes to its socket), or say why not."""
+    child, socket = starting.child, socket_path(paths)
+    if wait_for_socket(child, socket, before=starting.socket_before):
         os.environ[SOCKET_ENV] = str(socket)
         say(f"floe: sidecar started (pid {child.pid}, log {show_path(paths.logs / 'sidecar.log')})")
-    else:
-        code = child.poll()
-        state = f"exited with code {code}" if code is not None else "is not listening yet"
-        say(
-            f"floe: the sidecar {state} (see {show_path(paths.logs / 'sidecar.log')}); "
-            f"events go to {show_path(paths.spool)}"
-        )
-        if code is not None:
-            started.remove(child)  # it has ended: nothing to stop
-    return before
+        return
+    code = child.poll()
+    state = f"exited with code {code}" if code is not None else "is not listening yet"
+    say(
+        f"floe: the sidecar {state} (see {show_path(paths.logs / 'sidecar.log')}); "
+        f"events go to {show_path(paths.spool)}"
+    )
+    if code is not None:
+        started.remove(child)  # it has ended: nothing to stop
 
 
 def _materialize(
-    prepared: Prepared, options: RunOptions, run_id: str, say: Callable[[str], None]
+    prepared: Prepared, plan: Materialization, run_id: str, say: Callable[[str], None]
 ) -> tuple[bool, RunTally]:
-    from floe_dagster.run import plan_materialization
-
-    plan = plan_materialization(prepared.artifacts, options.select, options.exclude)
     say(f"floe: materializing {plan.what}; Dagster run {run_id}")
     log_path = prepared.paths.logs / f"run-{run_id}.log"
     say(f"floe: dbt's output goes to {show_path(log_path)}")

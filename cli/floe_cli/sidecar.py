@@ -24,6 +24,7 @@ from floe_core.layout import ProjectPaths
 from floe_core.status import SidecarStatus, decode_status
 
 __all__ = [
+    "StatusQuery",
     "read_status",
     "sidecar_available",
     "sidecar_child",
@@ -129,21 +130,51 @@ def wait_for_socket(
 
 def read_status(spool: Path, env: Mapping[str, str] | None = None) -> SidecarStatus | None:
     """``floe-sidecar status --json`` for ``spool``; None when it cannot tell."""
-    if not spool.is_dir():
-        return None
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "floe_sidecar.cli", "status", "--spool", str(spool), "--json"],
-            capture_output=True,
-            env=dict(env) if env is not None else None,
-            timeout=STATUS_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if result.returncode != 0:
-        return None
-    try:
-        return decode_status(result.stdout)
-    except msgspec.MsgspecError:
-        return None
+    return StatusQuery(spool, env).result()
+
+
+class StatusQuery:
+    """``floe-sidecar status --json`` asked now and read later (:meth:`result`): the answer
+    takes a process start, which can run on another core while this one goes on."""
+
+    def __init__(self, spool: Path, env: Mapping[str, str] | None = None) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        if not spool.is_dir():
+            return
+        try:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "floe_sidecar.cli",
+                    "status",
+                    "--json",
+                    "--spool",
+                    str(spool),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=dict(env) if env is not None else None,
+            )
+        except OSError:
+            self._process = None
+        self._began = time.monotonic()
+
+    def result(self) -> SidecarStatus | None:
+        """The status; None when it cannot tell (no spool, no sidecar, no answer in time)."""
+        process = self._process
+        if process is None:
+            return None
+        try:
+            left = max(0.0, STATUS_TIMEOUT_S - (time.monotonic() - self._began))
+            out, _ = process.communicate(timeout=left)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return None
+        if process.returncode != 0:
+            return None
+        try:
+            return decode_status(out)
+        except msgspec.MsgspecError:
+            return None
