@@ -26,7 +26,7 @@ from support.sidecar import write_spool
 from floe_core.errors import DeliveryError
 from floe_core.events import Event
 from floe_core.fsutil import fsync_dir
-from floe_core.spool import SpoolWriter, is_sealed
+from floe_core.spool import SpoolWriter, is_sealed, list_segments
 from floe_sidecar.engine import deadletter as deadletter_module
 from floe_sidecar.engine import retention
 from floe_sidecar.engine.cursor import SegmentPosition, fingerprint, load_cursor
@@ -490,6 +490,24 @@ def test_a_pipeline_batches_at_most_max_batch_items_and_counts_them_in_its_curso
     assert (saved.owner, saved.delivered, saved.dead_lettered) == ("list", 5, 0)
     assert saved.created_at == created
     assert pipeline.positions() == saved.positions
+
+
+def test_a_batch_filled_from_several_segments_still_holds_at_most_max_batch_items(
+    tmp_path: Path,
+) -> None:
+    """A segment that ends part-way through a batch leaves room for only what is missing: the
+    next segment is read for that many lines, never for a whole batch more."""
+    write_spool(tmp_path / "spool", 2)
+    write_spool(tmp_path / "spool", 10, start=2)
+    assert len(list_segments(tmp_path / "spool")) == 2
+    sink = ListSink(max_batch=5)
+    pipeline, _ = _pipeline(tmp_path, sink)
+    sizes = []
+    while (batch := pipeline.prepare()) is not None:
+        sizes.append(len(batch.items))
+        pipeline.deliver(batch)
+    assert sizes == [5, 5, 2]
+    assert sink.delivered == [_item(i) for i in range(12)]
 
 
 def test_a_sink_asking_for_batches_of_zero_gets_batches_of_one(tmp_path: Path) -> None:
