@@ -546,3 +546,35 @@ def test_exactly_max_lines_leaves_nothing_held_back(tmp_path: Path) -> None:
     span = reader.read(3)
     assert span is not None and (span.lines, span.end) == ([b"a", b"b", b"c"], 6)
     assert reader.read(3) is None
+
+
+def test_a_fifo_named_as_a_segment_is_refused_once_by_name_without_blocking(
+    tmp_path: Path,
+) -> None:
+    """A FIFO in the spool (nothing floe writes makes one) must never stall the reader on an
+    open that waits for a writer: it is refused, once, under its name, with what it is and where,
+    and the segments after it are read."""
+    import threading
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    os.mkfifo(spool / "1.ndjson")
+    segment(spool, "2.ndjson", b"a\n")
+    refused: list[tuple[str, str]] = []
+    reader = SpoolReader(spool, {}, on_refused=lambda name, why: refused.append((name, why)))
+    slices: list[object] = []
+    reading = threading.Thread(target=lambda: slices.extend(reader.read(10) for _ in range(3)))
+    reading.daemon = True
+    reading.start()
+    reading.join(timeout=10)
+    if reading.is_alive():  # blocked in open(): give it a writer so the thread can end
+        with open(spool / "1.ndjson", "wb"):
+            pass
+        reading.join(timeout=10)
+        pytest.fail("the reader blocked opening a FIFO")
+    first = slices[0]
+    assert first is not None and (first.segment, first.lines) == ("2.ndjson", [b"a"])  # type: ignore[attr-defined]
+    assert slices[1:] == [None, None]
+    reader._listed_at -= 10  # a periodic listing finds it again: still refused once only
+    assert reader.read(10) is None
+    assert refused == [("1.ndjson", f"not a regular file, refused: {spool / '1.ndjson'}")]
