@@ -578,3 +578,173 @@ def test_a_fifo_named_as_a_segment_is_refused_once_by_name_without_blocking(
     reader._listed_at -= 10  # a periodic listing finds it again: still refused once only
     assert reader.read(10) is None
     assert refused == [("1.ndjson", f"not a regular file, refused: {spool / '1.ndjson'}")]
+
+
+# --- survivors of the reader's mutation run -----------------------------------------------------
+
+
+def _drain(reader: SpoolReader, max_lines: int = 10) -> list[tuple[str, list[bytes]]]:
+    out = []
+    while (piece := reader.read(max_lines)) is not None:
+        out.append((piece.segment, piece.lines))
+    return out
+
+
+def test_draining_a_backlog_lists_the_directory_a_bounded_number_of_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue, not the directory, says what comes next: draining 60 segments lists the spool
+    once to find them and once to learn there is nothing more, not once per segment (which
+    would make a backlog of n segments cost n listings of n names)."""
+    spool = tmp_path / "spool"
+    for i in range(60):
+        segment(spool, f"{i:03d}.ndjson", b"a\n")
+    listings: list[object] = []
+    real = os.listdir
+
+    def counting(path: object) -> list[str]:
+        listings.append(path)
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "listdir", counting)
+    reader = SpoolReader(spool, {})
+    assert len(_drain(reader)) == 60
+    assert len(listings) <= 3
+
+
+def test_a_segment_retired_then_written_again_under_its_name_is_read_again(
+    tmp_path: Path,
+) -> None:
+    """Once a listing has seen a segment go, the name is free: a new segment under it (after a
+    restore, or a writer that reuses names) is read like any other, never taken as known."""
+    spool = tmp_path / "spool"
+    first = segment(spool, "1.ndjson", b"a\n")
+    reader = SpoolReader(spool, {})
+    assert _drain(reader) == [("1.ndjson", [b"a"])]
+    first.unlink()
+    reader._listed_at -= 10
+    assert reader.read(10) is None  # the listing that sees it gone
+    segment(spool, "1.ndjson", b"b\n")
+    assert _drain(reader) == [("1.ndjson", [b"b"])]
+
+
+def test_a_refused_name_that_is_replaced_by_a_segment_is_read_to_its_end(tmp_path: Path) -> None:
+    """A FIFO refused, then removed, and a segment still being written put under its name: the
+    segment is read as it grows, not dropped from the queue after its first lines."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    os.mkfifo(spool / "1.ndjson")
+    reader = SpoolReader(spool, {}, on_refused=lambda name, why: None)
+    assert reader.read(10) is None
+    (spool / "1.ndjson").unlink()
+    reader._listed_at -= 10
+    assert reader.read(10) is None
+    fd = os.open(spool / "1.ndjson", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a writer holds it: not sealed
+        os.write(fd, b"a\n")
+        assert _drain(reader) == [("1.ndjson", [b"a"])]
+        os.write(fd, b"b\n")
+        assert _drain(reader) == [("1.ndjson", [b"b"])]
+    finally:
+        os.close(fd)
+
+
+def test_a_segment_going_away_leaves_the_rest_of_the_queue_to_be_read(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    for name in ("1", "2", "3", "4"):
+        segment(spool, f"{name}.ndjson", name.encode() + b"\n")
+    reader = SpoolReader(spool, {})
+    assert reader.read(10) is not None  # 1.ndjson; 2, 3 and 4 queued
+    (spool / "2.ndjson").unlink()
+    reader._listed_at -= 10
+    assert _drain(reader) == [("3.ndjson", [b"3"]), ("4.ndjson", [b"4"])]
+
+
+def test_a_segment_listed_late_with_an_earlier_name_is_read_in_name_order(tmp_path: Path) -> None:
+    """Segments are read in name (creation) order even when one appears after later ones were
+    queued (a run pod's spool adopted, a slow rename): merged into the queue, not appended."""
+    spool = tmp_path / "spool"
+    for name in ("4", "5", "6", "9"):
+        segment(spool, f"{name}.ndjson", name.encode() + b"\n")
+    reader = SpoolReader(spool, {})
+    piece = reader.read(10)
+    assert piece is not None and piece.segment == "4.ndjson"  # 5, 6 and 9 queued
+    segment(spool, "7.ndjson", b"7\n")
+    reader._listed_at -= 10
+    assert [name for name, _ in _drain(reader)] == ["5.ndjson", "6.ndjson", "7.ndjson", "9.ndjson"]
+
+
+def test_a_segment_sealed_after_it_was_read_is_told_to_retention_with_its_identity(
+    tmp_path: Path,
+) -> None:
+    from floe_sidecar.engine.reader import SealedEnd
+
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, prefix="t")
+    writer.append(b"a\nb\n")
+    assert writer.segment is not None
+    name = writer.segment.name
+    reader = SpoolReader(spool, {})
+    assert _drain(reader) == [(name, [b"a", b"b"])]
+    assert reader.sealed_ends() == {}  # still written
+    writer.close()
+    assert reader.read(10) is None
+    st = os.stat(spool / name)
+    assert reader.sealed_ends() == {name: SealedEnd(st.st_ino, st.st_dev, st.st_size)}
+
+
+def test_a_sealed_segment_ending_inside_a_line_gives_a_fragment_with_its_length(
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    segment(spool, "1.ndjson", b"b\ntail")
+    reader = SpoolReader(spool, {}, max_line_bytes=4)  # the tail is exactly the limit: no more
+    first = reader.read(10)
+    assert first is not None and (first.kind, first.lines) == ("lines", [b"b"])
+    tail = reader.read(10)
+    assert tail is not None
+    assert (tail.kind, tail.head, tail.length, tail.start, tail.end) == (
+        "fragment",
+        b"tail",
+        4,
+        2,
+        6,
+    )
+    assert reader.read(10) is None
+
+
+def test_a_line_of_exactly_the_limit_is_a_line_even_when_its_newline_comes_later(
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, prefix="t")
+    writer.append(b"x" * 100)
+    assert writer.segment is not None
+    reader = SpoolReader(spool, {}, max_line_bytes=100)
+    assert reader.read(10) is None  # no newline yet: a line still being written
+    writer.append(b"\n")
+    piece = reader.read(10)
+    assert piece is not None and (piece.kind, piece.lines) == ("lines", [b"x" * 100])
+    writer.close()
+
+
+def test_a_segment_whose_seal_cannot_be_tested_is_taken_as_still_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock test that fails for another reason than the writer's lock (no locks on this file
+    system) must not make a segment look sealed: its unfinished line is waited for, never cut
+    off as a fragment, and retention is not told it is done."""
+    import errno
+
+    from floe_sidecar.engine import reader as reader_module
+
+    def no_locks(fd: int, *, closing: bool = False) -> bool:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(reader_module, "fd_is_sealed", no_locks)
+    spool = tmp_path / "spool"
+    segment(spool, "1.ndjson", b"a\nunfinished")
+    reader = SpoolReader(spool, {})
+    assert _drain(reader) == [("1.ndjson", [b"a"])]
+    assert reader.sealed_ends() == {}
