@@ -679,6 +679,27 @@ def test_a_stateful_sink_gets_the_survivors_again_together_and_its_state_in_the_
     assert again.restored == [bytes(saved.state)]
 
 
+def test_a_pipelines_line_limit_is_its_readers(tmp_path: Path) -> None:
+    """The limit the sidecar is configured with (``--max-line-bytes``) is the reader's too: a
+    line above the default 1 MiB but within a larger configured limit is delivered, not
+    dead-lettered by a reader that kept the default."""
+    spool = tmp_path / "spool"
+    big = b'{"pad":"' + b"m" * (1536 * 1024) + b'",' + event_line(1)[1:]  # an unknown field
+    assert 1024 * 1024 < len(big) < 2 * 1024 * 1024
+    with SpoolWriter(spool, prefix="t") as writer:
+        writer.append(event_line(0) + big)
+    dead = tmp_path / "dead.ndjson"
+    owner = Undeliverable(DeadLetter(dead), tmp_path / "reported.json", 4 * 1024 * 1024)
+    sink = ListSink()
+    pipeline = SinkPipeline(
+        sink, spool, tmp_path / "cursor.json", owner, max_line_bytes=4 * 1024 * 1024
+    )
+    while (batch := pipeline.prepare()) is not None:
+        pipeline.deliver(batch)
+    assert sink.delivered == [_item(0), _item(1)]
+    assert not dead.exists()
+
+
 def test_a_batch_given_up_is_dead_lettered_whole_and_the_cursor_moves_past_it(
     tmp_path: Path,
 ) -> None:
