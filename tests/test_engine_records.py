@@ -1183,3 +1183,15 @@ def test_a_pipeline_lets_each_decoded_event_go_once_translated(tmp_path: Path) -
         gc.set_threshold(*thresholds)
     assert sum(b.events for b in batches) == 5_000
     assert collections <= 25, f"{collections} young-generation collections for 5,000 events"
+
+
+def test_every_entry_not_followed_is_counted_in_what_was_reported(tmp_path: Path) -> None:
+    """Two links in the spool: two notes, each counted (the status's dead-letter count reads
+    it), and a second notice of the same one neither written nor counted again."""
+    owner, dead = _owner(tmp_path)
+    before = owner.reported
+    owner.not_followed("1.ndjson", "a symbolic link, refused (never followed): 1.ndjson")
+    owner.not_followed("2.ndjson", "a symbolic link, refused (never followed): 2.ndjson")
+    owner.not_followed("1.ndjson", "a symbolic link, refused (never followed): 1.ndjson")
+    assert owner.reported - before == 2
+    assert [r["segment"] for r in read_deadletter(dead)] == ["1.ndjson", "2.ndjson"]
