@@ -693,6 +693,19 @@ def test_a_segment_sealed_after_it_was_read_is_told_to_retention_with_its_identi
     st = os.stat(spool / name)
     assert reader.sealed_ends() == {name: SealedEnd(st.st_ino, st.st_dev, st.st_size)}
 
+    # Sealed while its last lines were unread: the read that takes them learns it is done.
+    writer = SpoolWriter(spool, prefix="t")
+    writer.append(b"c\n")
+    assert writer.segment is not None
+    second = writer.segment.name
+    assert _drain(reader) == [(second, [b"c"])]
+    writer.append(b"d\n")
+    writer.close()
+    piece = reader.read(10)
+    assert piece is not None and piece.lines == [b"d"]
+    st = os.stat(spool / second)
+    assert reader.sealed_ends()[second] == SealedEnd(st.st_ino, st.st_dev, st.st_size)
+
 
 def test_a_sealed_segment_ending_inside_a_line_gives_a_fragment_with_its_length(
     tmp_path: Path,
