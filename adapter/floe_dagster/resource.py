@@ -39,7 +39,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -326,7 +326,7 @@ class FloeDbtResource(DbtCliResource):
         handing = (
             compat.dbt_process_handed(argv, lambda: waiting.launch(argv, dbt_env, project_dir))
             if waiting is not None
-            else _not_handed()
+            else nullcontext(lambda: False)
         )
         with handing as launched:
             invocation = FloeDbtCliInvocation.run(
@@ -347,11 +347,6 @@ class FloeDbtResource(DbtCliResource):
         assert isinstance(invocation, FloeDbtCliInvocation)
         invocation.on_raw_line = on_raw_line
         return invocation
-
-
-@contextmanager
-def _not_handed() -> Iterator[Callable[[], bool]]:
-    yield lambda: False
 
 
 def _debug_env(debug_lines: bool, every_debug_line: bool, *, relayed: bool) -> dict[str, str]:

@@ -157,9 +157,8 @@ def start_waiting(
 
 def take(argv: Sequence[str], env: Mapping[str, str], cwd: Path | str) -> WaitingRunner | None:
     """The waiting runner, if it can be the process ``argv`` with ``env`` in ``cwd`` would
-    start; None
-    where none waits or it cannot (then it is stopped). Nothing is sent to it yet: the caller
-    :meth:`~WaitingRunner.launch`-es it, or stops it."""
+    start; None where none waits or it cannot (then it is stopped). Nothing is sent to it yet:
+    the caller :meth:`~WaitingRunner.launch`-es it, or stops it."""
     global _waiting
     with _lock:
         runner, _waiting = _waiting, None
